@@ -1,0 +1,219 @@
+"""Continual-learning metrics on success matrices (Continual World definitions).
+
+All functions are pure and work on numpy arrays:
+
+- ``S``: success matrix, shape ``(n_evals, n_tasks)``; ``S[i, k]`` is the success rate in
+  [0, 1] of task ``k`` at the ``i``-th evaluation.
+- ``eval_steps``: shape ``(n_evals,)``, strictly increasing env-step times of the evaluations.
+- ``windows``: shape ``(n_tasks, 2)``, ``[start, end)`` env-step interval in which task ``k``
+  was trained (its "own window"). For a task seen in several phases, pass its last window.
+
+Definitions (Wolczyk et al. 2021, "Continual World"):
+
+- average performance: mean over tasks of the final success, ``S[-1].mean()``.
+- plasticity of task k: success at the end of k's own window.
+- forgetting of task k: plasticity minus final success. Defined only for tasks whose window
+  ends before the last evaluation (some later training happened); others are NaN.
+- AUC of task k over an interval: time-normalised area under its success curve, in [0, 1].
+- forward transfer of task k: ``(AUC_k - AUC_ref_k) / (1 - AUC_ref_k)``, both AUCs over k's
+  own window, the reference from a single-task run trained from scratch on k alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "auc",
+    "average_forgetting",
+    "average_performance",
+    "forgetting",
+    "forward_transfer",
+    "plasticity",
+    "summarize",
+    "window_end_index",
+]
+
+
+def _check(S: np.ndarray, eval_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    S = np.asarray(S, dtype=float)
+    eval_steps = np.asarray(eval_steps, dtype=float)
+    if S.ndim != 2 or S.shape[0] == 0:
+        raise ValueError(f"S must have shape (n_evals >= 1, n_tasks), got {S.shape}")
+    if eval_steps.shape != (S.shape[0],):
+        raise ValueError(
+            f"eval_steps must have shape ({S.shape[0]},) to match S, got {eval_steps.shape}"
+        )
+    if np.any(np.diff(eval_steps) <= 0):
+        raise ValueError("eval_steps must be strictly increasing")
+    return S, eval_steps
+
+
+def _windows(windows: Any, n_tasks: int) -> np.ndarray:
+    w = np.asarray(windows, dtype=float)
+    if w.shape != (n_tasks, 2):
+        raise ValueError(f"windows must have shape ({n_tasks}, 2), got {w.shape}")
+    if np.any(w[:, 1] < w[:, 0]):
+        raise ValueError("windows: every end must be >= its start")
+    return w
+
+
+def average_performance(S: np.ndarray) -> float:
+    """Mean over tasks of the final success, ``S[-1].mean()``. ``S``: (n_evals, n_tasks)."""
+    S = np.asarray(S, dtype=float)
+    if S.ndim != 2 or S.shape[0] == 0:
+        raise ValueError(f"S must have shape (n_evals >= 1, n_tasks), got {S.shape}")
+    return float(S[-1].mean())
+
+
+def window_end_index(eval_steps: np.ndarray, end: float) -> int:
+    """Index of the evaluation that represents "the end of a window ending at ``end``".
+
+    The last evaluation at or before ``end``; the first evaluation if all are later.
+    ``eval_steps``: (n_evals,).
+    """
+    eval_steps = np.asarray(eval_steps, dtype=float)
+    i = int(np.searchsorted(eval_steps, end, side="right")) - 1
+    return max(i, 0)
+
+
+def plasticity(S: np.ndarray, eval_steps: np.ndarray, windows: Any) -> np.ndarray:
+    """Success of each task at the end of its own window.
+
+    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2).
+    Returns (n_tasks,).
+    """
+    S, eval_steps = _check(S, eval_steps)
+    w = _windows(windows, S.shape[1])
+    return np.array([S[window_end_index(eval_steps, w[k, 1]), k] for k in range(S.shape[1])])
+
+
+def forgetting(S: np.ndarray, eval_steps: np.ndarray, windows: Any) -> np.ndarray:
+    """Per-task forgetting: success at the end of the task's own window minus final success.
+
+    NaN for tasks whose window's end evaluation is the last evaluation (nothing was trained
+    after them, e.g. the last task, or every task of a joint run).
+    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2).
+    Returns (n_tasks,).
+    """
+    S, eval_steps = _check(S, eval_steps)
+    w = _windows(windows, S.shape[1])
+    last = S.shape[0] - 1
+    out = np.full(S.shape[1], np.nan)
+    for k in range(S.shape[1]):
+        i = window_end_index(eval_steps, w[k, 1])
+        if i < last and w[k, 1] < eval_steps[-1]:
+            out[k] = S[i, k] - S[-1, k]
+    return out
+
+
+def average_forgetting(S: np.ndarray, eval_steps: np.ndarray, windows: Any) -> float:
+    """Mean of :func:`forgetting` over the tasks where it is defined; NaN if none is."""
+    f = forgetting(S, eval_steps, windows)
+    return float(np.mean(f[~np.isnan(f)])) if np.any(~np.isnan(f)) else float("nan")
+
+
+def auc(
+    S: np.ndarray,
+    eval_steps: np.ndarray,
+    start: float | np.ndarray | None = None,
+    end: float | np.ndarray | None = None,
+) -> np.ndarray:
+    """Time-normalised area under each task's success curve over ``[start, end]``, in [0, 1].
+
+    The curve is linear between evaluations (trapezoid rule) and constant before the first and
+    after the last one. ``start``/``end`` are scalars or per-task arrays (n_tasks,); default:
+    the first and last evaluation times. A zero-length interval gives the success at that time.
+    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,). Returns (n_tasks,).
+    """
+    S, eval_steps = _check(S, eval_steps)
+    n_tasks = S.shape[1]
+    lo = np.broadcast_to(eval_steps[0] if start is None else np.asarray(start, float), (n_tasks,))
+    hi = np.broadcast_to(eval_steps[-1] if end is None else np.asarray(end, float), (n_tasks,))
+    out = np.empty(n_tasks)
+    for k in range(n_tasks):
+        a, b = float(lo[k]), float(hi[k])
+        if b < a:
+            raise ValueError(f"auc: end {b} < start {a} for task {k}")
+        if b == a:
+            out[k] = np.interp(a, eval_steps, S[:, k])
+            continue
+        inner = (eval_steps > a) & (eval_steps < b)
+        xs = np.concatenate([[a], eval_steps[inner], [b]])
+        ys = np.interp(xs, eval_steps, S[:, k])
+        out[k] = float(np.sum((ys[1:] + ys[:-1]) * np.diff(xs)) / 2.0) / (b - a)
+    return out
+
+
+def forward_transfer(auc_task: np.ndarray, auc_reference: np.ndarray) -> np.ndarray:
+    """Continual World forward transfer ``(AUC - AUC_ref) / (1 - AUC_ref)`` per task.
+
+    Both arrays (n_tasks,), AUCs over each task's own window; NaN where the reference is
+    NaN or already 1 (no room to improve on it).
+    """
+    a = np.asarray(auc_task, dtype=float)
+    r = np.asarray(auc_reference, dtype=float)
+    if a.shape != r.shape:
+        raise ValueError(f"auc_task {a.shape} and auc_reference {r.shape} must match")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(r < 1.0, (a - r) / (1.0 - r), np.nan)
+
+
+def _nan_to_none(x: Any) -> Any:
+    if isinstance(x, float) and np.isnan(x):
+        return None
+    return x
+
+
+def summarize(
+    S: np.ndarray,
+    eval_steps: np.ndarray,
+    windows: Any,
+    task_names: Sequence[str],
+    reference_auc: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """All metrics as a JSON-ready dict (NaN becomes ``None``).
+
+    Keys: ``average_performance``, ``average_forgetting``, ``average_plasticity``,
+    ``average_auc``, ``forward_transfer`` (mean; only with ``reference_auc``), and ``per_task``:
+    ``{name: {final, plasticity, forgetting, auc, auc_own_window, forward_transfer}}``.
+    ``reference_auc`` maps task names to the reference AUC over the task's own window (the
+    ``auc_own_window`` of a single-task run).
+    """
+    S, eval_steps = _check(S, eval_steps)
+    names = list(task_names)
+    if len(names) != S.shape[1]:
+        raise ValueError(f"task_names has {len(names)} entries, S has {S.shape[1]} tasks")
+    w = _windows(windows, S.shape[1])
+    plast = plasticity(S, eval_steps, w)
+    forg = forgetting(S, eval_steps, w)
+    auc_all = auc(S, eval_steps)
+    auc_own = auc(S, eval_steps, w[:, 0], w[:, 1])
+    if reference_auc is not None:
+        ref = np.array([float(reference_auc.get(n, np.nan)) for n in names])
+        ft = forward_transfer(auc_own, ref)
+    else:
+        ft = np.full(len(names), np.nan)
+    per_task = {
+        n: {
+            "final": float(S[-1, k]),
+            "plasticity": float(plast[k]),
+            "forgetting": _nan_to_none(float(forg[k])),
+            "auc": float(auc_all[k]),
+            "auc_own_window": float(auc_own[k]),
+            "forward_transfer": _nan_to_none(float(ft[k])),
+        }
+        for k, n in enumerate(names)
+    }
+    ft_ok = ft[~np.isnan(ft)]
+    return {
+        "average_performance": average_performance(S),
+        "average_forgetting": _nan_to_none(average_forgetting(S, eval_steps, w)),
+        "average_plasticity": float(plast.mean()),
+        "average_auc": float(auc_all.mean()),
+        "forward_transfer": float(ft_ok.mean()) if ft_ok.size else None,
+        "per_task": per_task,
+    }

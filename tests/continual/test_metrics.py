@@ -1,0 +1,120 @@
+"""Continual-learning metrics on hand-made success matrices with known answers."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from continual.metrics import (
+    auc,
+    average_forgetting,
+    average_performance,
+    forgetting,
+    forward_transfer,
+    plasticity,
+    summarize,
+    window_end_index,
+)
+
+# Three tasks trained in windows [0,100), [100,200), [200,300); evaluations every 50 steps.
+STEPS = np.array([0, 50, 100, 150, 200, 250, 300])
+WINDOWS = [(0, 100), (100, 200), (200, 300)]
+#              A    B    C
+S = np.array([[0.0, 0.0, 0.0],   # 0
+              [0.5, 0.0, 0.0],   # 50
+              [1.0, 0.0, 0.0],   # 100  end of A's window
+              [0.5, 0.5, 0.0],   # 150
+              [0.0, 1.0, 0.2],   # 200  end of B's window
+              [0.0, 0.5, 0.6],   # 250
+              [0.2, 0.5, 1.0]])  # 300  end of C's window = final
+
+
+def test_average_performance_is_mean_of_final_row() -> None:
+    assert average_performance(S) == pytest.approx((0.2 + 0.5 + 1.0) / 3)
+
+
+def test_window_end_index_takes_last_eval_at_or_before_end() -> None:
+    assert window_end_index(STEPS, 100) == 2
+    assert window_end_index(STEPS, 120) == 2
+    assert window_end_index(STEPS, 300) == 6
+    assert window_end_index(STEPS, -5) == 0
+
+
+def test_plasticity_is_success_at_end_of_own_window() -> None:
+    np.testing.assert_allclose(plasticity(S, STEPS, WINDOWS), [1.0, 1.0, 1.0])
+
+
+def test_forgetting_excludes_task_without_later_training() -> None:
+    f = forgetting(S, STEPS, WINDOWS)
+    np.testing.assert_allclose(f[:2], [1.0 - 0.2, 1.0 - 0.5])
+    assert math.isnan(f[2])
+    assert average_forgetting(S, STEPS, WINDOWS) == pytest.approx((0.8 + 0.5) / 2)
+
+
+def test_joint_run_has_no_forgetting() -> None:
+    w = [(0, 300)] * 3
+    assert np.all(np.isnan(forgetting(S, STEPS, w)))
+    assert math.isnan(average_forgetting(S, STEPS, w))
+
+
+def test_auc_trapezoid_whole_run_and_own_window() -> None:
+    # Task A over [0, 300]: trapezoids of widths 50: (0+.5)+(.5+1)+(1+.5)+(.5+0)+(0+0)+(0+.2)
+    # = 4.2 -> area 4.2*25 = 105 -> /300.
+    a = auc(S, STEPS)
+    assert a[0] == pytest.approx(105 / 300)
+    # Constant curve has AUC equal to its value.
+    assert auc(np.full((3, 1), 0.7), np.array([0, 10, 20]))[0] == pytest.approx(0.7)
+    # Own windows: A over [0,100]: (0+.5+.5+1)*25/100 = 0.5; B over [100,200]: 0.5;
+    # C over [200,300]: (.2+.6+.6+1)*25/100 = 0.6.
+    own = auc(S, STEPS, [0, 100, 200], [100, 200, 300])
+    np.testing.assert_allclose(own, [0.5, 0.5, 0.6])
+
+
+def test_auc_interpolates_inside_interval_between_evals() -> None:
+    # Linear 0 -> 1 over [0, 100]; AUC over [25, 75] is the value at 50.
+    s = np.array([[0.0], [1.0]])
+    assert auc(s, np.array([0, 100]), 25, 75)[0] == pytest.approx(0.5)
+    assert auc(s, np.array([0, 100]), 50, 50)[0] == pytest.approx(0.5)
+
+
+def test_forward_transfer_normalised_against_reference() -> None:
+    ft = forward_transfer(np.array([0.5, 0.5, 0.6]), np.array([0.5, 0.0, 1.0]))
+    assert ft[0] == pytest.approx(0.0)
+    assert ft[1] == pytest.approx(0.5)
+    assert math.isnan(ft[2])
+    # Worse than the reference is negative.
+    assert forward_transfer(np.array([0.25]), np.array([0.5]))[0] == pytest.approx(-0.5)
+
+
+def test_summarize_is_json_ready_with_reference() -> None:
+    m = summarize(S, STEPS, WINDOWS, ["A", "B", "C"], reference_auc={"A": 0.5, "B": 0.0})
+    json.dumps(m)  # NaN must have become None
+    assert m["average_performance"] == pytest.approx(1.7 / 3)
+    assert m["average_forgetting"] == pytest.approx(0.65)
+    assert m["average_plasticity"] == pytest.approx(1.0)
+    assert m["per_task"]["C"]["forgetting"] is None
+    assert m["per_task"]["B"]["forward_transfer"] == pytest.approx(0.5)
+    assert m["per_task"]["C"]["forward_transfer"] is None
+    assert m["forward_transfer"] == pytest.approx(0.25)
+    assert summarize(S, STEPS, WINDOWS, ["A", "B", "C"])["forward_transfer"] is None
+
+
+@pytest.mark.parametrize(
+    ("s", "steps", "match"),
+    [
+        (np.zeros((3,)), np.arange(3), "S must have shape"),
+        (np.zeros((3, 2)), np.arange(2), "eval_steps must have shape"),
+        (np.zeros((3, 2)), np.array([0, 2, 1]), "strictly increasing"),
+    ],
+)
+def test_bad_shapes_raise(s: np.ndarray, steps: np.ndarray, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        plasticity(s, steps, [(0, 1)] * (s.shape[1] if s.ndim == 2 else 1))
+
+
+def test_bad_windows_raise() -> None:
+    with pytest.raises(ValueError, match="windows must have shape"):
+        forgetting(S, STEPS, [(0, 1)])

@@ -1,0 +1,86 @@
+"""Factories used by training code: a training VecEnv from a stream config, and one
+evaluation VecEnv per task in its canonical context."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from envs.config import WorldConfig, coerce
+from envs.single import LONG
+from envs.stream import StreamSpec, TaskStream
+from envs.tasks import TaskSpec, get_task
+from envs.vec_env import NavVecEnv
+
+EVAL_SEED_OFFSET = 10_007
+"""Eval env k is seeded with seed + EVAL_SEED_OFFSET * (k + 1), apart from training seeds."""
+
+
+def _user_tasks(tasks: Mapping[str, TaskSpec | Mapping[str, Any]] | None
+                ) -> dict[str, TaskSpec] | None:
+    if not tasks:
+        return None
+    out: dict[str, TaskSpec] = {}
+    for name, t in tasks.items():
+        spec = TaskSpec.from_any({"name": name, **t} if isinstance(t, Mapping) else t)
+        if spec.name != name:
+            raise ValueError(f"tasks[{name!r}].name={spec.name!r} must equal its key")
+        out[name] = spec
+    return out
+
+
+def make_vec_env(
+    stream: StreamSpec | Mapping[str, Any],
+    n_envs: int = 16,
+    seed: int | None = 0,
+    world: WorldConfig | Mapping[str, Any] | None = None,
+    tasks: Mapping[str, TaskSpec | Mapping[str, Any]] | None = None,
+    task_names: Sequence[str] | None = None,
+) -> NavVecEnv:
+    """Training env: ``n_envs`` envs following ``stream``.
+
+    Args:
+        stream: StreamSpec or a plain/Hydra mapping of its fields.
+        n_envs: number of envs (>= 1).
+        seed: seed of the env and the stream (None: random).
+        world: WorldConfig or mapping of its fields.
+        tasks: extra user tasks by name (TaskSpec or mapping of its fields).
+        task_names: task universe for ``task_id`` (default: the stream's tasks).
+
+    Raises:
+        ValueError: invalid config, naming the field and its allowed range.
+    """
+    spec = coerce(StreamSpec, stream, "StreamSpec")
+    extra = _user_tasks(tasks)
+    for name in spec.task_names:
+        get_task(name, extra)
+    return NavVecEnv(TaskStream(spec, seed), n_envs, coerce(WorldConfig, world, "WorldConfig"),
+                     seed=seed, task_names=task_names, tasks=extra)
+
+
+def make_eval_envs(
+    task_names: Sequence[str],
+    n_envs: int = 8,
+    seed: int | None = 0,
+    world: WorldConfig | Mapping[str, Any] | None = None,
+    tasks: Mapping[str, TaskSpec | Mapping[str, Any]] | None = None,
+) -> dict[str, NavVecEnv]:
+    """One VecEnv per task in its canonical context (no drift, no blur, start jitter on).
+
+    ``task_id`` and the optional task one-hot index ``task_names`` in every env, so the
+    observations match a training env over the same task list.
+    """
+    names = list(task_names)
+    if not names:
+        raise ValueError("task_names must not be empty")
+    if len(set(names)) != len(names):
+        raise ValueError(f"task_names must be unique, got {names}")
+    extra = _user_tasks(tasks)
+    cfg = coerce(WorldConfig, world, "WorldConfig")
+    envs: dict[str, NavVecEnv] = {}
+    for k, name in enumerate(names):
+        get_task(name, extra)
+        s = None if seed is None else seed + EVAL_SEED_OFFSET * (k + 1)
+        envs[name] = NavVecEnv(TaskStream(StreamSpec(schedule=[(name, LONG)]), s), n_envs,
+                               cfg, seed=s, task_names=names, tasks=extra)
+    return envs

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 METRICS_FILE = "metrics.json"
+MATRIX_CSV = "success_matrix.csv"
 
 #: Fields of ``metrics.json`` that this module reads. Everything else is ignored.
 SCHEMA_FIELDS: dict[str, str] = {
@@ -49,9 +50,10 @@ SCHEMA_FIELDS: dict[str, str] = {
     "run.strength": "c, or the adaptive target in adaptive mode; null when not applicable",
     "run.strength_name": '"c" | "adaptive_target" | null',
     "run.overrides": "the run's Hydra task overrides, e.g. ['continual=si_plateau', 'seed=0']",
-    "tasks": "task names, the column order of success_matrix",
-    "eval_steps": "env steps at which each evaluation ran (rows of success_matrix)",
-    "success_matrix": "S[eval, task], success rates in [0, 1]",
+    "task_names": "task names, the column order of the success matrix (alias: tasks)",
+    "eval_steps": "env steps at which each evaluation ran (rows of the success matrix)",
+    "success_matrix": "S[eval, task], success rates in [0, 1]; when absent, the `success/<task>` "
+    "columns of success_matrix.csv next to metrics.json are read",
     "average_performance": "mean over tasks of the final success",
     "average_forgetting": "mean over tasks of (success at the end of the own window - final "
     "success), as continual.metrics.summarize computes it; `forgetting` is read as an alias",
@@ -168,6 +170,29 @@ def _hydra_fallback(run_dir: Path) -> dict[str, Any]:
     return out
 
 
+def _read_matrix_csv(path: Path, tasks: list[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(task names, steps, S) from the ``step,success/<task>,...`` columns of a matrix CSV;
+    empty arrays when the file is absent."""
+    if not path.is_file():
+        return tasks, np.zeros(0), np.zeros((0, 0))
+    import csv
+
+    try:
+        with path.open(newline="") as f:
+            rows = list(csv.reader(f))
+        header = rows[0]
+        cols = [i for i, h in enumerate(header) if h.startswith("success/")]
+        names = [header[i].split("/", 1)[1] for i in cols]
+        if tasks and set(tasks) == set(names):
+            cols = [cols[names.index(t)] for t in tasks]
+            names = list(tasks)
+        steps = np.array([float(r[header.index("step")]) for r in rows[1:]])
+        S = np.array([[float(r[i]) for i in cols] for r in rows[1:]]).reshape(len(steps), -1)
+    except (IndexError, ValueError) as e:
+        raise ValueError(f"{path}: malformed success matrix ({e})") from e
+    return names, steps, S
+
+
 def _setting(overrides: Sequence[str], strength_name: str | None) -> tuple[str, str]:
     """(setting, base_setting): overrides that separate groups, without/with the strength."""
     kept = []
@@ -212,15 +237,18 @@ def load_run(path: str | Path) -> RunRecord:
         seed = None if seed_raw is None else int(seed_raw)
     except (TypeError, ValueError):
         seed = None
-    overrides = run.get("overrides")
-    if overrides is None:
-        overrides = fallback.get("overrides", [])
+    overrides = run.get("overrides") or fallback.get("overrides", [])
     overrides = [str(o) for o in overrides]
     strength_name = run.get("strength_name")
     strength = _as_float(run.get("strength"))
 
-    tasks = [str(t) for t in data.get("tasks") or []]
-    success = np.asarray(data.get("success_matrix") or np.zeros((0, 0)), dtype=float)
+    tasks = [str(t) for t in data.get("task_names") or data.get("tasks") or []]
+    if data.get("success_matrix") is not None:
+        success = np.asarray(data["success_matrix"], dtype=float)
+    else:
+        tasks, csv_steps, success = _read_matrix_csv(path.parent / MATRIX_CSV, tasks)
+        if csv_steps.size and not data.get("eval_steps"):
+            data["eval_steps"] = csv_steps.tolist()
     if success.size and success.ndim != 2:
         raise ValueError(f"{path}: 'success_matrix' must be a 2-D list, got {success.ndim}-D")
     if success.ndim != 2:

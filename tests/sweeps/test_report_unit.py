@@ -186,6 +186,32 @@ def test_nested_metrics_object(tmp_path: Path) -> None:
     assert run.metrics["objective"] == pytest.approx(0.3)
 
 
+def test_matrix_from_csv_next_to_metrics(tmp_path: Path) -> None:
+    """The evaluation callback writes the matrices to success_matrix.csv, not metrics.json."""
+    d = tmp_path / "r"
+    d.mkdir()
+    (d / "metrics.json").write_text(
+        json.dumps(
+            {
+                "run": {"method": "si", "seed": 1, "overrides": []},
+                "average_performance": 0.5,
+                "average_forgetting": None,
+                "eval_steps": [0, 500, 1000],
+                "task_names": ["B", "A"],
+            }
+        )
+    )
+    (d / "success_matrix.csv").write_text(
+        "step,success/B,success/A,progress/B,progress/A\n"
+        "0,0,0,0.1,0.1\n500,1,0,0.9,0.2\n1000,0.5,0.5,0.6,0.6\n"
+    )
+    run = rep.load_run(d)
+    assert run.tasks == ["B", "A"]
+    assert run.eval_steps.tolist() == [0, 500, 1000]
+    assert run.success[:, 0].tolist() == [0, 1, 0.5]
+    assert run.metrics["objective"] == 0.5
+
+
 def test_partial_and_broken_runs_are_listed_not_fatal(study: Path, tmp_path: Path) -> None:
     (study / "99").mkdir()
     (study / "99" / "metrics.json").write_text('{"average_perf')  # a half-written file

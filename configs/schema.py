@@ -1,0 +1,150 @@
+"""Structured-config schema of ``train.py`` (registered in Hydra's ConfigStore).
+
+Every YAML file of the config tree is merged into these dataclasses, so an unknown key or a
+value of the wrong type fails at composition with a message naming the key. Range checks that
+types cannot express are in :func:`validate`, raising ``ValueError`` naming field and range.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING
+
+from agents.config import AgentConfig
+from continual import ShiftActions
+from envs import DriftSpec, WorldConfig
+
+
+@dataclass
+class PhaseConfig:
+    """One phase of a stream: train on ``task`` for ``steps`` env steps."""
+
+    task: str = MISSING
+    steps: int = MISSING
+
+
+@dataclass
+class StreamConfig:
+    """A curriculum (``envs.StreamSpec`` fields) and the world it runs in."""
+
+    name: str = MISSING  # reported in metrics.json (run.stream)
+    schedule: list[PhaseConfig] = MISSING
+    blur: int = 0  # transition window width, env steps (0 = hard switch)
+    ramp: str = "linear"  # "linear" | "sigmoid"
+    drift: list[DriftSpec] = field(default_factory=list)
+    # Train on a uniform mixture of the schedule's tasks for the schedule's total length
+    # instead of in sequence: the joint-training upper bound.
+    joint: bool = False
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+
+@dataclass
+class ContinualConfig:
+    """``continual.ContinualCallback`` arguments (one config per method)."""
+
+    name: str = MISSING  # method name reported in metrics.json (run.method)
+    regulariser: str | None = "si"  # "si" | "l2" | "ewc" | "mas" | None (fine-tuning)
+    trigger: str = "plateau"  # "plateau" | "boundary" | "interval" | "never"
+    c: float = 1.0
+    xi: float | None = None  # SI damping; None: the regulariser's default
+    accumulate: str | None = None  # "sum" | "ema" | "mean"; None: the method's own
+    normalize: str | None = None  # None (raw importance) | "mean" | "max"
+    adaptive_target: float | None = None  # penalty/task gradient-norm ratio; None: fixed c
+    params: Any = "actor"  # which parameters carry importance (name patterns or groups)
+    exclude: list[str] = field(default_factory=lambda: ["log_std"])
+    signal: str = "unexplained_variance"
+    trigger_kwargs: dict[str, Any] = field(default_factory=dict)
+    on_shift: ShiftActions | None = field(default_factory=ShiftActions)
+    n_estimate_samples: int = 1024
+    storage_dtype: str = "float32"
+    # Further regulariser options (e.g. gamma of accumulate="ema").
+    regulariser_kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvalConfig:
+    """Periodic evaluation of every task in its canonical context."""
+
+    # 5 PPO updates of 16 x 128 steps: a task is learned in 8-16k steps, so curves resolve
+    # learning within a phase while evaluation stays a few percent of the wall time.
+    eval_freq: int = 10_240
+    # 20 episodes resolve success in steps of 0.05, enough to see partial forgetting.
+    n_eval_episodes: int = 20
+    n_envs: int = 20  # eval envs per task: one batch of episodes per evaluation
+    # Deterministic success is nearly binary on navigation; the sampling policy's success is
+    # the graded measure.
+    stochastic: bool = True
+    eval_at_start: bool = True
+    figure_every: int = 0  # also log TensorBoard figures every N evaluations (0: at the end)
+    # metrics.json of a single-task reference run (or a JSON mapping task -> AUC over its own
+    # window) for forward transfer; None: not computed.
+    reference: str | None = None
+
+
+@dataclass
+class DebugConfig:
+    """Test hooks; never set them in real runs."""
+
+    # Overwrite one value-net weight with NaN at the first rollout end at or after this env
+    # step, to exercise the non-finite guard.
+    nan_at_step: int | None = None
+
+
+@dataclass
+class Config:
+    """Top-level config of ``train.py``."""
+
+    stream: StreamConfig = MISSING
+    agent: AgentConfig = MISSING
+    continual: ContinualConfig = MISSING
+    eval: EvalConfig = MISSING
+    seed: int = 0
+    # Env steps to train; None: the stream's total length (sum of its phases).
+    total_steps: int | None = None
+    # 16 envs x 128 steps was the prototype's setting that learned a task in 8-16k steps.
+    n_envs: int = 16
+    # Output directory; None: Hydra's run directory (outputs/<date>/<time>).
+    run_dir: str | None = None
+    # A previous run directory to continue from its last checkpoint (its saved config is used).
+    resume: str | None = None
+    # Env steps between checkpoints; checkpoints are taken between PPO updates, so the value
+    # is rounded up to a multiple of n_envs x n_steps.
+    checkpoint_freq: int = 20_480
+    progress_bar: bool = True
+    debug: DebugConfig = field(default_factory=DebugConfig)
+
+
+def register_configs() -> None:
+    """Store the schema as ``base_config`` (the primary config's first default)."""
+    ConfigStore.instance().store(name="base_config", node=Config)
+
+
+def _positive_int(where: str, v: Any) -> None:
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(f"{where}={v!r} must be an integer in [1, inf)")
+
+
+def validate(cfg: Any) -> None:
+    """Range checks on a composed config (a ``DictConfig`` of :class:`Config`)."""
+    _positive_int("n_envs", cfg.n_envs)
+    _positive_int("checkpoint_freq", cfg.checkpoint_freq)
+    if cfg.total_steps is not None:
+        _positive_int("total_steps", cfg.total_steps)
+    if cfg.seed < 0:
+        raise ValueError(f"seed={cfg.seed} must be in [0, 2**32)")
+    if not cfg.stream.schedule:
+        raise ValueError("stream.schedule must have at least one phase")
+    for i, ph in enumerate(cfg.stream.schedule):
+        _positive_int(f"stream.schedule[{i}].steps", ph.steps)
+    _positive_int("eval.eval_freq", cfg.eval.eval_freq)
+    _positive_int("eval.n_eval_episodes", cfg.eval.n_eval_episodes)
+    _positive_int("eval.n_envs", cfg.eval.n_envs)
+    if cfg.eval.figure_every < 0:
+        raise ValueError(f"eval.figure_every={cfg.eval.figure_every} must be in [0, inf)")
+    if cfg.continual.c < 0:
+        raise ValueError(f"continual.c={cfg.continual.c} must be in [0, inf)")
+    if cfg.debug.nan_at_step is not None and cfg.debug.nan_at_step < 0:
+        raise ValueError(f"debug.nan_at_step={cfg.debug.nan_at_step} must be None or >= 0")

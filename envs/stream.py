@@ -267,8 +267,14 @@ class TaskStream:
         self.total_steps: int = int(ends[-1])
         self._drifts = [_Drift(d) for d in self.spec.drift]
         self.drift_param_names: list[str] = [n for d in self.spec.drift for n in d.names]
+        for w in self._phase_weights:
+            w.setflags(write=False)
         self._cache_t = -1
         self._cache_mix = self._phase_weights[0]
+        self._cache_dominant = 0
+        self._const_lo, self._const_hi = 0.0, -1.0  # empty: nothing cached yet
+        self._const_mix = self._phase_weights[0]
+        self._const_dominant = 0
         self.reset(seed)
 
     @property
@@ -295,33 +301,38 @@ class TaskStream:
     def mixture(self, t: int | None = None) -> np.ndarray:
         """Task probabilities at stream time ``t`` (default: now), shape (n_tasks,).
 
-        The returned array is shared and must not be modified.
+        The returned array is shared and read-only.
         """
         t = self.t if t is None else int(t)
+        if self._const_lo <= t < self._const_hi:
+            return self._const_mix
         if t == self._cache_t:
             return self._cache_mix
         k = max(0, bisect.bisect_right(self._starts, t) - 1)
         w = self._phase_weights[k]
-        blur = self.spec.blur
-        if blur > 0:
-            half = blur / 2
-            n_phases = len(self._phase_weights)
-            if k > 0 and t < self._starts[k] + half:
-                u = (t - (self._starts[k] - half)) / blur
-                r = _ramp(u, self.spec.ramp)
-                w = (1 - r) * self._phase_weights[k - 1] + r * w
-            elif k + 1 < n_phases and t >= self._starts[k + 1] - half:
-                u = (t - (self._starts[k + 1] - half)) / blur
-                r = _ramp(u, self.spec.ramp)
-                w = (1 - r) * w + r * self._phase_weights[k + 1]
-        w = np.array(w, dtype=np.float64)
+        n_phases = len(self._phase_weights)
+        half = self.spec.blur / 2
+        lo = self._starts[k] + half if k > 0 else -math.inf
+        hi = self._starts[k + 1] - half if k + 1 < n_phases else math.inf
+        if lo <= t < hi:
+            # inside a phase, away from blur windows: constant until the next window
+            self._const_lo, self._const_hi = lo, hi
+            self._const_mix, self._const_dominant = w, int(np.argmax(w))
+            return w
+        if t < lo:
+            r = _ramp((t - (self._starts[k] - half)) / self.spec.blur, self.spec.ramp)
+            w = (1 - r) * self._phase_weights[k - 1] + r * w
+        else:
+            r = _ramp((t - hi) / self.spec.blur, self.spec.ramp)
+            w = (1 - r) * w + r * self._phase_weights[k + 1]
         w.setflags(write=False)
-        self._cache_t, self._cache_mix = t, w
+        self._cache_t, self._cache_mix, self._cache_dominant = t, w, int(np.argmax(w))
         return w
 
     def dominant_task(self, t: int | None = None) -> int:
         """Index of the most probable task at stream time ``t`` (default: now)."""
-        return int(np.argmax(self.mixture(t)))
+        mix = self.mixture(t)
+        return self._const_dominant if mix is self._const_mix else self._cache_dominant
 
     def drift_values(self) -> np.ndarray:
         """Current drift offsets, shape (len(drift_param_names),)."""

@@ -1,12 +1,10 @@
 """Rendering with numpy only (no display needed), and saving frames as PNG or GIF.
 
-``python -m envs.render [path]`` writes a picture of the default tasks side by side
-(default path ``docs/img/tasks.png``).
+``python -m envs.gallery [path]`` writes a picture of the default tasks side by side.
 """
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -182,14 +180,3 @@ def task_gallery(task_names: Sequence[str] | None = None, size: int = 256) -> np
         draw.text((size // 2, size + label_h // 2), name, fill=(0, 0, 0), anchor="mm")
         panels.append(np.asarray(panel))
     return tile(panels, ncols=len(panels), pad=8)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    args = list(sys.argv[1:] if argv is None else argv)
-    path = Path(args[0] if args else "docs/img/tasks.png")
-    save_frames(task_gallery(), path)
-    print(f"wrote {path}")
-
-
-if __name__ == "__main__":
-    main()

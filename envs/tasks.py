@@ -219,15 +219,15 @@ def _ring_task(name: str, angle: float, kind: int, n: int, ring: float, radius: 
 
 _LIBRARY: tuple[TaskSpec, ...] = (
     _ring_task("north", 90, 0, 3, 0.78, 0.20, 0, "goal N; 3 large landmarks"),
-    _ring_task("southwest", 210, 1, 4, 0.80, 0.16, 45, "goal SW; 4 medium landmarks"),
-    _ring_task("southeast", 330, 2, 5, 0.82, 0.13, 90, "goal SE; 5 small landmarks"),
-    _ring_task("northeast", 30, 3, 2, 0.62, 0.24, 0, "goal NE; 2 large landmarks E/W"),
+    _ring_task("southwest", 210, 1, 4, 0.80, 0.16, 0, "goal SW; 4 medium landmarks"),
+    _ring_task("southeast", 330, 2, 5, 0.82, 0.13, 6, "goal SE; 5 small landmarks"),
+    _ring_task("northeast", 30, 3, 2, 0.62, 0.24, 120, "goal NE; 2 large landmarks NW/SE"),
     _ring_task("northwest", 150, 4, 2, 0.62, 0.24, 90, "goal NW; 2 large landmarks N/S"),
-    _ring_task("south", 270, 5, 6, 0.85, 0.11, 30, "goal S; 6 small landmarks"),
+    _ring_task("south", 270, 5, 6, 0.85, 0.11, 0, "goal S; 6 small landmarks"),
     TaskSpec(
         name="windy",
         goal=_ring(180),
-        landmarks=_circle_set(6, 3, 0.80, 0.18, 60),
+        landmarks=_circle_set(6, 3, 0.80, 0.18, 0),
         wind=(0.3, 0.0),
         description="goal W against an eastward wind; 3 landmarks",
     ),

@@ -150,3 +150,23 @@ def test_each_builtin_task_is_identifiable_along_the_way() -> None:
             block = obs[:, c._lm0 + kind * c.n_rays:c._lm0 + (kind + 1) * c.n_rays]
             seen.append((block > 0).any(axis=1))
         assert np.mean(seen) > 0.97, name
+
+
+def test_builtin_tasks_conflict_and_have_own_landmarks() -> None:
+    """Goals at least 60 degrees apart; landmarks clear of their own goal; one kind each."""
+    from envs import DEFAULT_TASKS
+
+    goals = [np.array(TASKS[n].goal) for n in DEFAULT_TASKS]
+    for i, gi in enumerate(goals):
+        for gj in goals[i + 1:]:
+            cos = gi @ gj / (np.linalg.norm(gi) * np.linalg.norm(gj))
+            assert cos <= math.cos(math.radians(60)) + 1e-4
+    kinds = []
+    for spec in TASKS.values():
+        own = {lm.kind for lm in spec.landmarks}
+        assert len(own) == 1
+        kinds.append(own.pop())
+        for lm in spec.landmarks:
+            gap = math.dist((lm.x, lm.y), spec.goal) - lm.radius - spec.goal_radius
+            assert gap > 0.02, spec.name
+    assert len(set(kinds)) == len(kinds)

@@ -48,3 +48,10 @@ def test_save_png_single_and_grid_and_gif(tmp_path) -> None:
 def test_task_gallery() -> None:
     img = task_gallery(["north", "south"], size=64)
     assert img.dtype == np.uint8 and img.shape[1] == 2 * 64 + 8
+
+
+def test_gallery_script_writes_png(tmp_path) -> None:
+    from envs.gallery import main
+
+    path = main([str(tmp_path / "tasks.png")])
+    assert Image.open(path).size[0] > Image.open(path).size[1]

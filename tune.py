@@ -405,11 +405,6 @@ def tune(
     if clash:
         raise ValueError(f"overrides {clash} set keys that are also searched; drop one of them")
 
-    smp = (
-        optuna.samplers.TPESampler(seed=seed)
-        if sampler == "tpe"
-        else optuna.samplers.RandomSampler(seed=seed)
-    )
     prn: optuna.pruners.BasePruner = (
         optuna.pruners.MedianPruner(
             n_startup_trials=pruner_startup_trials, n_warmup_steps=pruner_warmup_steps
@@ -420,12 +415,19 @@ def tune(
     study = optuna.create_study(
         study_name=study_name,
         storage=make_storage(storage, out),
-        sampler=smp,
         pruner=prn,
         direction="maximize",
         load_if_exists=True,
     )
     previous = len(study.get_trials(deepcopy=False))
+    # A seeded sampler restarted on a continued study would draw the trials it drew before;
+    # offsetting by the study's size keeps a rerun reproducible without repeating itself.
+    smp_seed = None if seed is None else seed + previous
+    study.sampler = (
+        optuna.samplers.TPESampler(seed=smp_seed)
+        if sampler == "tpe"
+        else optuna.samplers.RandomSampler(seed=smp_seed)
+    )
     where = describe_storage(storage, out)
     log(
         f"study '{study_name}' in {where}: "
@@ -523,7 +525,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeatable; replaces the default space (strength, xi, learning rate)",
     )
     parser.add_argument("--sampler", default="tpe", choices=["tpe", "random"])
-    parser.add_argument("--seed", type=int, default=None, help="sampler seed")
+    parser.add_argument(
+        "--seed",
+        type=int,
+        default=None,
+        help="sampler seed (offset by the study's trial count; give concurrent workers "
+        "different seeds or none)",
+    )
     parser.add_argument("--pruner", default="median", choices=["median", "none"])
     parser.add_argument("--pruner-startup-trials", type=int, default=5)
     parser.add_argument(

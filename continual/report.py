@@ -72,7 +72,7 @@ DEFAULT_METRICS: dict[str, str] = {
 
 #: Overrides that never define a setting: the seed pools, the method has its own column, and
 #: these only say where outputs go or how runs are launched.
-_NON_SETTING_KEYS = ("seed", "continual", "hydra", "output_dir", "resume")
+_NON_SETTING_KEYS = ("seed", "continual", "hydra", "output_dir", "run_dir", "resume")
 
 
 def objective(metrics: dict[str, Any]) -> float:
@@ -117,6 +117,8 @@ class LoadResult:
     missing: list[Path]
     """Hydra job directories (they hold ``.hydra/``) without a ``metrics.json``: failed or
     unfinished runs."""
+    common: list[str] = field(default_factory=list)
+    """Overrides shared by all runs (e.g. a shortened schedule): left out of the settings."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -193,15 +195,24 @@ def _read_matrix_csv(path: Path, tasks: list[str]) -> tuple[list[str], np.ndarra
     return names, steps, S
 
 
-def _setting(overrides: Sequence[str], strength_name: str | None) -> tuple[str, str]:
-    """(setting, base_setting): overrides that separate groups, without/with the strength."""
+def _setting_items(overrides: Sequence[str]) -> list[str]:
+    """The overrides that can separate groups: not the seed, method, output or hydra ones."""
     kept = []
     for o in overrides:
         key = _override_key(o)
         if key in _NON_SETTING_KEYS or key.startswith(("hydra.", "hydra/")):
             continue
         kept.append(o.lstrip("+"))
-    kept.sort()
+    return sorted(kept)
+
+
+def _setting(
+    overrides: Sequence[str], strength_name: str | None, drop: Iterable[str] = ()
+) -> tuple[str, str]:
+    """(setting, base_setting): overrides that separate groups, with/without the strength;
+    ``drop``: overrides shared by every run of the study, which separate nothing."""
+    dropped = set(drop)
+    kept = [o for o in _setting_items(overrides) if o not in dropped]
     setting = " ".join(kept)
     if strength_name:
         base = [o for o in kept if _override_key(o).rsplit(".", 1)[-1] != strength_name]
@@ -326,6 +337,11 @@ def load_runs(roots: Iterable[str | Path]) -> LoadResult:
             runs.append(load_run(path))
         except ValueError as e:
             skipped.append((path, str(e)))
+    common: list[str] = []
+    if len(runs) > 1:
+        common = sorted(set.intersection(*(set(_setting_items(r.overrides)) for r in runs)))
+        for r in runs:
+            r.setting, r.base_setting = _setting(r.overrides, r.strength_name, common)
     have = {r.path.resolve() for r in runs} | {p.parent.resolve() for p, _ in skipped}
     missing = []
     for root in roots:
@@ -336,7 +352,7 @@ def load_runs(roots: Iterable[str | Path]) -> LoadResult:
             job = hydra_dir.parent
             if job.resolve() not in have and not (job / METRICS_FILE).exists():
                 missing.append(job)
-    return LoadResult(runs=runs, skipped=skipped, missing=missing)
+    return LoadResult(runs=runs, skipped=skipped, missing=missing, common=common)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -496,6 +512,9 @@ class SensitivityLine:
     lo: np.ndarray
     hi: np.ndarray
     n_runs: np.ndarray
+    pooled: bool = False
+    """True when runs of different settings were pooled (e.g. a tuning study, where every
+    trial has its own learning rate): points, not a curve."""
 
     def near_best_range(self, tol: float) -> tuple[float, float, float]:
         """(low, high, decades): the contiguous strength range around the best mean whose mean
@@ -520,12 +539,23 @@ def sensitivity(
     n_boot: int = 2000,
 ) -> list[SensitivityLine]:
     """Lines of ``metric`` against strength, one per (method, base setting, strength name),
-    for runs that have a strength; lines with fewer than two distinct strengths are dropped."""
+    for runs that have a strength; lines with fewer than two distinct strengths are dropped.
+
+    When no line has two strengths but a method has runs at several (a tuning study, where the
+    other sampled values differ too), its runs are pooled into one line marked ``pooled``.
+    """
+    lines = _sensitivity_lines(runs, metric, confidence, n_boot, pool=False)
+    return lines or _sensitivity_lines(runs, metric, confidence, n_boot, pool=True)
+
+
+def _sensitivity_lines(
+    runs: Sequence[RunRecord], metric: str, confidence: float, n_boot: int, pool: bool
+) -> list[SensitivityLine]:
     buckets: dict[tuple[str, str, str], dict[float, list[float]]] = {}
     for r in runs:
         if r.strength is None:
             continue
-        key = (r.method, r.base_setting, r.strength_name or "strength")
+        key = (r.method, "" if pool else r.base_setting, r.strength_name or "strength")
         buckets.setdefault(key, {}).setdefault(r.strength, []).append(
             r.metrics.get(metric, math.nan)
         )
@@ -545,6 +575,7 @@ def sensitivity(
                 lo=stats[:, 1],
                 hi=stats[:, 2],
                 n_runs=np.array([len(by_strength[x]) for x in xs]),
+                pooled=pool,
             )
         )
     return lines
@@ -642,6 +673,9 @@ def plot_sensitivity(lines: Sequence[SensitivityLine], path: Path, metric_name: 
     for i, ln in enumerate(lines):
         color = f"C{i % 10}"
         label = _label(f"{ln.method} ({ln.strength_name})", ln.base_setting)
+        if ln.pooled:
+            ax.plot(ln.strengths, ln.mean, "o", color=color, label=f"{label}, all settings")
+            continue
         ax.plot(ln.strengths, ln.mean, "o-", color=color, label=label)
         ax.fill_between(ln.strengths, ln.lo, ln.hi, color=color, alpha=0.2, lw=0)
     if np.all(all_x > 0) and all_x.max() / all_x.min() >= 10:
@@ -773,6 +807,11 @@ def write_report(
         + f". Cells: mean over seeds [{pct}% percentile-bootstrap interval of the mean, "
         f"{n_boot} resamples]. Objective = final average success - forgetting.",
         "",
+        *(
+            ["Overrides common to all runs: " + " ".join(f"`{o}`" for o in loaded.common), ""]
+            if loaded.common
+            else []
+        ),
         markdown_table(summary, metrics, names),
         "",
         f"![method comparison]({plots['methods'].name})",
@@ -793,11 +832,13 @@ def write_report(
         for ln in lines:
             low, high, dec = ln.near_best_range(tol)
             best = int(np.nanargmax(ln.mean))
+            where = (
+                "all settings pooled" if ln.pooled else ln.base_setting and f"`{ln.base_setting}`"
+            )
             md.append(
-                f"| {ln.method} ({ln.strength_name}) | "
-                f"{'`' + ln.base_setting + '`' if ln.base_setting else ''} | "
-                f"{len(ln.strengths)} | {_fmt(ln.mean[best])} at {ln.strengths[best]:g} | "
-                f"{low:g} - {high:g} | {_fmt(dec)} |"
+                f"| {ln.method} ({ln.strength_name}) | {where} | {len(ln.strengths)} | "
+                f"{_fmt(ln.mean[best])} at {ln.strengths[best]:g} | {low:g} - {high:g} | "
+                f"{_fmt(dec)} |"
             )
         md += ["", f"![sensitivity]({plots['sensitivity'].name})"]
     if loaded.skipped or loaded.missing:

@@ -59,14 +59,14 @@ def study(tmp_path: Path) -> Path:
     root = tmp_path / "multirun"
     job = 0
     for seed, (a, f) in enumerate([(0.2, 0.8), (0.3, 0.7), (0.1, 0.9)]):
-        write_run(root / str(job), "finetune", seed, a, f)
+        write_run(root / str(job), "finetune", seed, a, f, extra_overrides=("n_envs=4",))
         job += 1
     for seed, (a, f) in enumerate([(0.7, 0.1), (0.8, 0.0), (0.6, 0.2)]):
-        write_run(root / str(job), "si_plateau", seed, a, f)
+        write_run(root / str(job), "si_plateau", seed, a, f, extra_overrides=("n_envs=4",))
         job += 1
     for c, base in [(0.01, 0.3), (0.1, 0.75), (1.0, 0.72), (10.0, 0.2)]:
         for seed in (0, 1):
-            write_run(root / str(job), "si", seed, base + 0.02 * seed, 0.1, strength=c)
+            write_run(root / str(job), "si", seed, base + 0.02 * seed, 0.1, c, ("n_envs=4",))
             job += 1
     return root
 
@@ -140,6 +140,9 @@ def test_write_report_table_plots_and_markdown(study: Path, tmp_path: Path) -> N
     assert "| finetune |  | 3 | 0.200 [" in md
     assert "| si_plateau |  | 3 | 0.700 [" in md
     assert "`continual.c=0.1`" in md
+    # an override shared by all runs separates nothing: said once, not in every row
+    assert "Overrides common to all runs: `n_envs=4`" in md
+    assert md.count("n_envs=4") == 1
     assert "## Sensitivity to strength" in md and "| si (c) |" in md
     for name in ("methods.png", "curves.png", "sensitivity.png"):
         assert f"({name})" in md

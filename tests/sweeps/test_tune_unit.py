@@ -97,6 +97,9 @@ def test_study_records_objective_and_continues(app: tune.App, tmp_path: Path) ->
     rep = report.write_report([tmp_path], n_boot=100)
     assert rep.n_runs == 5
     assert all("continual.c=" in s for s in rep.summary.setting)
+    # every trial has its own c, xi and lr: the strength curve pools them as points
+    assert "sensitivity" in rep.plots
+    assert "| si (c) | all settings pooled | 5 |" in rep.markdown.read_text()
 
 
 def test_sqlite_url_storage(app: tune.App, tmp_path: Path) -> None:

@@ -1,0 +1,291 @@
+"""ContinualCallback on stock SB3 algorithms with gymnasium's own environments."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sb3_contrib import RecurrentPPO
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import configure
+
+from continual import SI, ContinualCallback, TriggerEvent
+from continual.callback import unexplained_variance
+
+
+def make_model(algo: str, env_id: str = "Pendulum-v1", seed: int = 0, **kwargs):
+    env = make_vec_env(env_id, n_envs=2, seed=seed)
+    if algo == "ppo":
+        return PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=2, seed=seed, **kwargs)
+    if algo == "a2c":
+        return A2C("MlpPolicy", env, n_steps=16, seed=seed, **kwargs)
+    return RecurrentPPO(
+        "MlpLstmPolicy",
+        env,
+        n_steps=32,
+        batch_size=32,
+        n_epochs=2,
+        seed=seed,
+        policy_kwargs={"lstm_hidden_size": 16, "net_arch": [32]},
+        **kwargs,
+    )
+
+
+def read_csv(folder: Path) -> list[dict[str, str]]:
+    with open(folder / "progress.csv") as f:
+        return list(csv.DictReader(f))
+
+
+def column(rows: list[dict[str, str]], key: str) -> list[float]:
+    return [float(r[key]) for r in rows if r.get(key, "") != ""]
+
+
+@pytest.mark.parametrize(
+    ("algo", "env_id"),
+    [("ppo", "Pendulum-v1"), ("a2c", "CartPole-v1"), ("recurrent", "Pendulum-v1")],
+)
+def test_trains_consolidates_and_logs_penalty(algo, env_id, tmp_path):
+    model = make_model(algo, env_id)
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 256}, c=1.0)
+    model.learn(1536, callback=cb, log_interval=1)
+    assert cb.n_consolidations >= 4
+    assert cb.regulariser is not None and cb.regulariser.n_consolidations == cb.n_consolidations
+    assert not cb.regulariser.attached  # hooks removed at training end
+    names = cb.regulariser.names
+    assert names and not any("log_std" in n or "value" in n for n in names)
+    rows = read_csv(tmp_path)
+    consolidations = column(rows, "continual/consolidations")
+    penalty = column(rows, "continual/penalty")
+    after_first = [p for p, n in zip(penalty, consolidations, strict=True) if n >= 1]
+    assert after_first and any(p > 0 for p in after_first)
+    assert all(math.isfinite(p) for p in penalty)
+    assert column(rows, "continual/omega_mean/actor")[-1] > 0
+
+
+def test_huge_strength_keeps_parameters_at_the_anchor():
+    def drift(c: float) -> float:
+        model = make_model("ppo", seed=1)
+        cb = ContinualCallback("l2", trigger="interval", trigger_kwargs={"n_steps": 128}, c=c)
+        model.learn(128, callback=cb)  # one rollout, then consolidate
+        assert cb.n_consolidations == 1
+        anchor = {n: t.clone() for n, t in cb.regulariser.anchor.items()}
+        cb.trigger = ContinualCallback(None, trigger="never").trigger  # no more consolidation
+        model.learn(640, callback=cb, reset_num_timesteps=False)
+        params = dict(model.policy.named_parameters())
+        return max(float((params[n].detach() - a).abs().max()) for n, a in anchor.items())
+
+    free, held = drift(0.0), drift(1e6)
+    assert free > 1e-3
+    assert held < 0.2 * free
+
+
+def test_before_first_consolidation_training_is_unchanged():
+    """The hooks only observe until there is something to protect: bit-identical training."""
+    plain = make_model("ppo", seed=3)
+    plain.learn(384)
+    hooked = make_model("ppo", seed=3)
+    cb = ContinualCallback("si", trigger="never", adaptive_target=None)
+    hooked.learn(384, callback=cb)
+    for (n, p), q in zip(plain.policy.named_parameters(), hooked.policy.parameters(), strict=True):
+        assert torch.equal(p, q), n
+    assert any(float(w.abs().max()) > 0 for w in cb.regulariser.omega.values())
+
+
+def test_save_load_learn_restores_state_and_hooks(tmp_path):
+    model = make_model("ppo", seed=2)
+    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128}, c=0.5)
+    model.learn(512, callback=cb)
+    model.save(tmp_path / "model.zip")
+    cb.save(tmp_path / "continual.pt")
+    saved = cb.state_dict()
+
+    cb2 = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128}, c=0.5)
+    cb2.load(tmp_path / "continual.pt")
+    assert cb2.trigger.state_dict() == cb.trigger.state_dict()
+    assert cb2.n_consolidations == cb.n_consolidations
+    model2 = PPO.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=2, seed=5))
+
+    class Probe(ContinualCallback):
+        """Records the restored state right after the hooks attach."""
+
+        def _on_training_start(self) -> None:
+            super()._on_training_start()
+            self.attached_at_start = self.regulariser.attached
+            self.state_at_start = self.regulariser.state_dict()
+
+    probe = Probe("si", trigger="interval", trigger_kwargs={"n_steps": 128}, c=0.5)
+    probe.load(tmp_path / "continual.pt")
+    model2.learn(256, callback=[probe], reset_num_timesteps=False)
+    assert probe.attached_at_start
+    for key in ("importance", "anchor", "omega"):
+        for name, tensor in saved["regulariser"]["tensors"][key].items():
+            assert torch.equal(probe.state_at_start["tensors"][key][name], tensor), (key, name)
+    first = probe.regulariser.names[0]
+    assert probe.regulariser.params[0] is model2.policy.get_parameter(first)
+    assert probe.n_consolidations == cb.n_consolidations + 2  # 512 → 768 crosses 640 and 768
+    del cb2
+
+    # The same callback object follows a reloaded model (new policy and optimizer objects).
+    model3 = PPO.load(tmp_path / "model.zip", env=make_vec_env("Pendulum-v1", n_envs=2, seed=6))
+    before = cb.regulariser.state_dict()
+    model3.learn(128, callback=cb, reset_num_timesteps=False)
+    assert cb.regulariser.params[0] is model3.policy.get_parameter(first)
+    assert cb.regulariser.n_consolidations == before["n_consolidations"] + 1  # at 640
+
+
+def test_load_rejects_corrupt_and_mismatching_files(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a torch file")
+    with pytest.raises(ValueError, match="not a readable"):
+        ContinualCallback("si").load(bad)
+    model = make_model("ppo")
+    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128})
+    model.learn(256, callback=cb)
+    cb.save(tmp_path / "si.pt")
+    with pytest.raises(ValueError, match="does not match"):
+        ContinualCallback("l2", trigger="interval", trigger_kwargs={"n_steps": 128}).load(
+            tmp_path / "si.pt"
+        )
+    with pytest.raises(ValueError, match="does not match"):
+        ContinualCallback("si", trigger="plateau").load(tmp_path / "si.pt")
+    with pytest.raises(FileNotFoundError):
+        ContinualCallback("si").load(tmp_path / "missing.pt")
+    # A mismatching parameter set is refused when the state meets the policy.
+    other = ContinualCallback(
+        "si", trigger="interval", trigger_kwargs={"n_steps": 128}, params="all"
+    )
+    other.load(tmp_path / "si.pt")
+    with pytest.raises(ValueError, match="names differ"):
+        make_model("ppo").learn(64, callback=other)
+    assert not list(tmp_path.glob(".continual-*"))  # no temporary files left behind
+
+
+def test_tensorboard_scalars(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    model = make_model("ppo", tensorboard_log=str(tmp_path))
+    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128})
+    model.learn(512, callback=cb, tb_log_name="run")
+    (run_dir,) = glob.glob(str(tmp_path / "run_*"))
+    acc = EventAccumulator(run_dir)
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    for tag in (
+        "continual/penalty",
+        "continual/signal/unexplained_variance",
+        "continual/consolidations",
+        "continual/c/actor",
+        "continual/omega_mean/actor",
+        "continual/omega_max/actor",
+        "continual/event_settled",
+        "continual/trigger/next_at",
+    ):
+        assert tag in tags, (tag, sorted(t for t in tags if t.startswith("continual")))
+    assert acc.Scalars("continual/consolidations")[-1].value >= 3
+
+
+class ShiftAt:
+    """A trigger reporting ``shift`` at given updates (exercises the shift actions)."""
+
+    kind = "test"
+
+    def __init__(self, at: set[int]) -> None:
+        self.at, self.n = at, 0
+
+    def update(self, signal, num_timesteps=0, infos=None):
+        self.n += 1
+        return TriggerEvent(shift=self.n in self.at)
+
+    def stats(self):
+        return {}
+
+    def state_dict(self):
+        return {"kind": self.kind, "n": self.n}
+
+    def load_state_dict(self, state):
+        self.n = state["n"]
+
+
+def test_shift_actions():
+    model = make_model("ppo", policy_kwargs={"log_std_init": -1.0}, ent_coef=0.0)
+    base_lr = model.lr_schedule(1.0)
+    seen: list[tuple[float, float, float]] = []
+
+    class Watch(ContinualCallback):
+        def _on_rollout_end(self) -> None:
+            super()._on_rollout_end()
+            seen.append(
+                (
+                    float(self.model.policy.log_std.detach().min()),
+                    self.model.ent_coef,
+                    self.model.lr_schedule(1.0) / base_lr,
+                )
+            )
+
+    on_shift = {
+        "reset_log_std": 0.0,
+        "reset_optimizer": True,
+        "ent_coef": 0.05,
+        "ent_coef_rollouts": 2,
+        "lr_warmup_rollouts": 2,
+        "lr_warmup_start": 0.5,
+    }
+    cb = Watch(None, trigger=ShiftAt({2}), on_shift=on_shift)
+    model.learn(64 * 2 * 5, callback=cb)
+    assert cb.n_shifts == 1
+    log_std, ent, lr = zip(*seen, strict=True)
+    assert log_std[0] == pytest.approx(-1.0, abs=0.05) and log_std[1] == 0.0
+    assert ent == (0.0, 0.05, 0.05, 0.0, 0.0)
+    assert lr == pytest.approx((1.0, 0.5, 0.75, 1.0, 1.0))
+    assert model.ent_coef == 0.0 and model.lr_schedule(1.0) == base_lr
+
+
+@pytest.mark.parametrize("method", ["ewc", "mas"])
+def test_data_based_importance_on_ppo(method):
+    model = make_model("ppo")
+    cb = ContinualCallback(
+        method, trigger="interval", trigger_kwargs={"n_steps": 128}, n_estimate_samples=64
+    )
+    model.learn(384, callback=cb)
+    assert cb.regulariser.n_consolidations >= 2
+    assert cb.regulariser.stats()["omega_mean/actor"] > 0
+
+
+def test_ewc_on_recurrent_policy_is_refused_clearly():
+    with pytest.raises(ValueError, match="recurrent"):
+        make_model("recurrent").learn(64, callback=ContinualCallback("ewc"))
+
+
+def test_finetuning_mode_and_custom_signal(tmp_path):
+    model = make_model("ppo")
+    model.set_logger(configure(str(tmp_path), ["csv"]))
+    calls: list[float] = []
+
+    def surprise(m) -> float:
+        calls.append(unexplained_variance(m))
+        return calls[-1]
+
+    cb = ContinualCallback(None, trigger="never", signal=surprise, on_shift=None)
+    model.learn(256, callback=cb)
+    assert cb.regulariser is None and len(calls) == 2
+    values = column(read_csv(tmp_path), "continual/signal/surprise")
+    assert np.allclose(values, calls)
+
+
+def test_constructor_validation():
+    with pytest.raises(ValueError, match="regulariser"):
+        ContinualCallback("ewc2")
+    with pytest.raises(ValueError, match="xi"):
+        ContinualCallback("l2", xi=1e-3)
+    with pytest.raises(ValueError, match="on_shift"):
+        ContinualCallback("si", on_shift={"reset_std": 0.0})
+    with pytest.raises(ValueError, match="signal"):
+        ContinualCallback("si", signal="loss")
+    assert isinstance(ContinualCallback(SI).config, dict)

@@ -1,0 +1,167 @@
+"""In-process tests of the evaluation callback, checkpoints, the non-finite guard, the agent
+factory and the config tree, on the real navigation envs and SB3 models."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from stable_baselines3 import PPO
+from stable_baselines3.common.logger import configure
+
+import train  # registers the config schema and resolvers
+from agents import make_agent
+from agents.checkpoint import (
+    CHECKPOINT,
+    PREVIOUS,
+    CheckpointError,
+    load_checkpoint,
+    save_checkpoint,
+)
+from agents.guard import NonFiniteError, NonFiniteGuard
+from configs.schema import validate
+from continual.evaluation import ContinualEvalCallback, evaluate_episodes
+from envs import make_eval_envs, make_vec_env
+
+REPO = Path(__file__).resolve().parents[2]
+TASKS = ["north", "southwest"]
+SMALL = {"n_steps": 32, "batch_size": 64, "n_epochs": 1, "pi_layers": [32], "vf_layers": [32]}
+
+
+@pytest.fixture
+def model() -> PPO:
+    env = make_vec_env({"schedule": [(t, 2048) for t in TASKS]}, n_envs=4, seed=0)
+    m = make_agent(SMALL, env, seed=0)
+    m.set_logger(configure(None, [""]))
+    return m
+
+
+def test_make_agent_separate_policy_and_value_nets() -> None:
+    env = make_vec_env({"schedule": [("north", 1000)]}, n_envs=2, seed=0)
+    m = make_agent({}, env, seed=0)
+    names = [n for n, _ in m.policy.named_parameters()]
+    assert any("policy_net.2" in n for n in names) and any("value_net.2" in n for n in names)
+    widths = [p.shape[0] for n, p in m.policy.named_parameters()
+              if "mlp_extractor" in n and n.endswith("weight")]
+    assert widths == [256, 256, 256, 256]
+    assert torch.get_num_threads() == 1
+    with pytest.raises(ValueError, match=r"agent\.algo"):
+        make_agent({"algo": "dqn"}, env)
+    with pytest.raises(ValueError, match="unknown agent field"):
+        make_agent({"widht": 3}, env)
+
+
+def test_evaluation_is_repeatable_and_leaves_training_rng_alone(model: PPO) -> None:
+    envs = make_eval_envs(TASKS, n_envs=3, seed=0)
+    cb = ContinualEvalCallback(envs, eval_freq=100, n_eval_episodes=5, seed=0)
+    cb.init_callback(model)
+    state = torch.get_rng_state()
+    cb.evaluate()
+    cb.evaluate()
+    assert torch.equal(state, torch.get_rng_state())
+    for name in ("success", "success_stochastic", "progress", "return"):
+        m = cb.matrix(name)
+        assert m.shape == (2, 2)
+        np.testing.assert_array_equal(m[0], m[1])  # same policy, same seeded episodes
+    r = evaluate_episodes(model, envs["north"], 5, deterministic=True, seed=1)
+    assert set(r) == {"success", "progress", "return"} and 0 <= r["success"] <= 1
+    assert 0 <= r["progress"] <= 1
+
+
+def test_eval_grid_state_roundtrip_and_metrics(model: PPO, tmp_path: Path) -> None:
+    envs = make_eval_envs(TASKS, n_envs=2, seed=0)
+    cb = ContinualEvalCallback(envs, eval_freq=256, n_eval_episodes=2,
+                               task_windows=[(0, 512), (512, 1024)], stochastic=False)
+    model.learn(1024, callback=cb)
+    # start, every 256 steps on the grid (updates of 4 x 32 = 128 steps), end
+    assert cb.eval_steps == [0, 256, 512, 768, 1024]
+    assert np.all(np.isnan(cb.matrix("success_stochastic")))
+    m = cb.final_metrics
+    assert m is not None and m["task_names"] == TASKS and m["n_evals"] == 5
+    assert m["per_task"]["southwest"]["forgetting"] is None
+    cb2 = ContinualEvalCallback(envs, eval_freq=256, n_eval_episodes=2)
+    cb2.load_state_dict(cb.state_dict())
+    np.testing.assert_array_equal(cb2.matrix(), cb.matrix())
+    paths = cb.save_outputs(tmp_path)
+    assert all(p.is_file() for p in paths.values())
+    with pytest.raises(ValueError, match="tasks"):
+        ContinualEvalCallback(make_eval_envs(["south"], 1), 10, 1).load_state_dict(cb.state_dict())
+    with pytest.raises(ValueError, match="eval_freq"):
+        ContinualEvalCallback(envs, eval_freq=0, n_eval_episodes=1)
+    with pytest.raises(ValueError, match="task_windows"):
+        ContinualEvalCallback(envs, eval_freq=1, n_eval_episodes=1, task_windows=[(0, 1)])
+
+
+def test_checkpoint_roundtrip_rotation_and_corruption(model: PPO, tmp_path: Path) -> None:
+    save_checkpoint(tmp_path, model, {"extra": 1})
+    assert (tmp_path / CHECKPOINT).is_file() and not (tmp_path / PREVIOUS).exists()
+    model.num_timesteps = 123
+    save_checkpoint(tmp_path, model, {"extra": 2})
+    assert (tmp_path / PREVIOUS).is_file()
+    assert not list(tmp_path.glob("*.tmp"))
+    p = load_checkpoint(tmp_path)
+    assert p["extra"] == 2 and p["num_timesteps"] == 123
+    (tmp_path / CHECKPOINT).write_bytes(b"\x00garbage")
+    warnings: list[str] = []
+    p = load_checkpoint(tmp_path, warn=warnings.append)
+    assert p["extra"] == 1 and "checkpoint.pt" in warnings[0]
+    (tmp_path / PREVIOUS).write_bytes(b"")
+    with pytest.raises(CheckpointError, match="no usable checkpoint"):
+        load_checkpoint(tmp_path)
+    with pytest.raises(CheckpointError, match="no such run directory"):
+        load_checkpoint(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CheckpointError, match="never checkpointed"):
+        load_checkpoint(empty)
+
+
+def test_guard_names_non_finite_parameters_and_scalars(model: PPO) -> None:
+    extra = {"omega": torch.ones(3)}
+    guard = NonFiniteGuard(lambda: extra, lambda: "checkpoint at X")
+    guard.init_callback(model)
+    assert guard.find_non_finite() == []
+    model.logger.record("train/loss", math.inf)
+    extra["omega"][1] = math.nan
+    with torch.no_grad():
+        next(model.policy.parameters()).view(-1)[0] = math.nan
+    with pytest.raises(NonFiniteError) as e:
+        guard.check()
+    msg = str(e.value)
+    assert "policy parameter" in msg and "train/loss=inf" in msg and "omega" in msg
+    assert "checkpoint at X" in msg
+
+
+OPTIONS = {
+    "stream": ["quick", "standard", "drift", "pomdp", "joint"],
+    "agent": ["ppo", "recurrent_ppo"],
+    "continual": ["finetune", "l2", "ewc", "mas", "si_boundary", "si_plateau", "si_adaptive"],
+}
+
+
+@pytest.mark.parametrize("group", sorted(OPTIONS))
+def test_every_config_option_composes_and_builds(group: str) -> None:
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        for option in OPTIONS[group]:
+            cfg = compose("config", overrides=[f"{group}={option}"])
+            validate(cfg)
+            spec, windows = train.stream_spec(cfg)
+            assert len(windows) == len(spec.task_names) >= 3
+            if group == "continual":
+                cb = train.continual_callback(cfg)
+                assert (cb.regulariser_spec is None) == (option == "finetune")
+            if group == "stream" and option == "joint":
+                assert len(spec.schedule) == 1 and windows[0] == windows[-1]
+
+
+def test_default_config_is_the_quick_si_plateau_run() -> None:
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("config")
+    assert cfg.stream.name == "quick" and cfg.continual.name == "si_plateau"
+    assert cfg.agent.algo == "ppo" and cfg.n_envs == 16
+    spec, _ = train.stream_spec(cfg)
+    assert len(spec.task_names) >= 3 and spec.blur > 0 and spec.drift

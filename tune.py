@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shlex
 import sys
 import time
 import traceback
@@ -206,6 +207,9 @@ class App:
     config_dir: Path
     config_name: str
     run: RunFn
+    hydra_task: bool = False
+    """``run`` is a ``@hydra.main`` function: it reads HydraConfig and its run dir comes from a
+    ``run_dir=`` override; it reports no intermediate evaluations."""
 
 
 def load_app(
@@ -228,6 +232,10 @@ def load_app(
         sys.path.insert(0, str(ROOT))
     module = importlib.import_module(module_name)
     run = getattr(module, func_name, None)
+    hydra_task = False
+    if run is None and entry == "train:run" and callable(getattr(module, "main", None)):
+        # A train.py without run(): drive its @hydra.main entry with a composed config.
+        run, hydra_task = _adapt_hydra_main(module.main), True
     if not callable(run):
         raise ValueError(
             f"--app {entry!r}: {module_name} has no callable {func_name}(cfg, output_dir=..., "
@@ -236,11 +244,22 @@ def load_app(
     default_dir = getattr(module, "CONFIG_DIR", ROOT / "configs")
     cdir = Path(config_dir) if config_dir else Path(default_dir)
     cname = config_name or getattr(module, "CONFIG_NAME", "config")
-    return App(config_dir=cdir.resolve(), config_name=cname, run=run)
+    return App(config_dir=cdir.resolve(), config_name=cname, run=run, hydra_task=hydra_task)
 
 
-def compose(app: App, overrides: Sequence[str]) -> DictConfig:
+def _adapt_hydra_main(main: Callable[..., Any]) -> RunFn:
+    def run(cfg: DictConfig, output_dir: Path, on_eval: OnEval | None = None) -> dict[str, Any]:
+        main(cfg)  # @hydra.main hands a given config straight to the task function
+        return json.loads((Path(output_dir) / "metrics.json").read_text())
+
+    return run
+
+
+def compose(app: App, overrides: Sequence[str], set_hydra_config: bool = False) -> DictConfig:
     """Compose the training config with ``overrides``, exactly as ``train.py`` would.
+
+    ``set_hydra_config``: also make the composed Hydra config current (``HydraConfig.get()``),
+    as a Hydra job sees it.
 
     Raises Hydra's own errors (unknown config group option, unknown key, bad type), whose
     messages name the override.
@@ -248,10 +267,21 @@ def compose(app: App, overrides: Sequence[str]) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(app.config_dir), version_base="1.3", job_name="tune"):
-        return hydra_compose(config_name=app.config_name, overrides=list(overrides))
+        cfg = hydra_compose(
+            config_name=app.config_name,
+            overrides=list(overrides),
+            return_hydra_config=set_hydra_config,
+        )
+    if set_hydra_config:
+        HydraConfig.instance().set_config(cfg)
+        with open_dict(cfg):
+            del cfg["hydra"]
+    return cfg
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -297,7 +327,10 @@ def make_objective(
         log(f"[trial {trial.number}] {' '.join(sampled)}")
         t0 = time.perf_counter()
         try:
-            cfg = compose(app, overrides)
+            if app.hydra_task:
+                cfg = compose(app, [*overrides, f"run_dir={trial_dir}"], set_hydra_config=True)
+            else:
+                cfg = compose(app, overrides)
             _write_hydra_dir(trial_dir, cfg, overrides)
 
             def on_eval(step: int, scalars: dict[str, float]) -> None:
@@ -342,6 +375,12 @@ def make_objective(
         return value
 
     return objective
+
+
+def shell_command(program: str, args: Sequence[str]) -> str:
+    """A command line safe to paste into a POSIX shell (list overrides hold braces and commas,
+    which the shell would expand)."""
+    return " ".join([program, *(shlex.quote(a) for a in args)])
 
 
 def _counts(study: optuna.Study) -> dict[str, int]:
@@ -434,12 +473,8 @@ def tune(
         + (f"continuing from {previous} trials" if previous else "new")
         + f"; searching {', '.join(p.spec() for p in space)}"
     )
-    join = [
-        "python tune.py",
-        *overrides,
-        f"--study-name {study_name} --storage {where} --out {out}",
-    ]
-    log("more workers can join: " + " ".join(join))
+    join = [*overrides, "--study-name", study_name, "--storage", where, "--out", str(out)]
+    log("more workers can join: " + shell_command("python tune.py", join))
     study.set_user_attr("base_overrides", list(overrides))
     callbacks = []
     if max_trials is not None:
@@ -484,7 +519,7 @@ def _write_summary(study: optuna.Study, out: Path, best: list[str] | None) -> No
             "number": study.best_trial.number,
             "value": study.best_value,
             "overrides": best,
-            "command": "python train.py " + " ".join(best),
+            "command": shell_command("python train.py", best),
         },
         "trials": rows,
     }
@@ -598,7 +633,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"best trial #{best.number}: objective {best.value:.4f}" + (f" ({extra})" if extra else "")
     )
     print("best overrides, ready to paste:")
-    print("  python train.py " + " ".join(result.best_overrides))
+    print("  " + shell_command("python train.py", result.best_overrides))
     return 0
 
 

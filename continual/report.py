@@ -338,7 +338,7 @@ def load_runs(roots: Iterable[str | Path]) -> LoadResult:
         except ValueError as e:
             skipped.append((path, str(e)))
     common: list[str] = []
-    if len(runs) > 1:
+    if runs:
         common = sorted(set.intersection(*(set(_setting_items(r.overrides)) for r in runs)))
         for r in runs:
             r.setting, r.base_setting = _setting(r.overrides, r.strength_name, common)

@@ -272,7 +272,8 @@ def main(cfg: DictConfig) -> float:
         except (FloatingPointError, ValueError, RuntimeError) as exc:
             bad = guard.find_non_finite()
             if bad or isinstance(exc, FloatingPointError):
-                raise guard.error(bad or ["see cause"], exc) from exc
+                # The message names the cause; its traceback (tensor dumps) would bury it.
+                raise guard.error(bad or ["see cause"], exc) from None
             raise
         save_checkpoint(run_dir, model, extras())
     elif evaluator.final_metrics is None:

@@ -61,9 +61,12 @@ class NonFiniteGuard(BaseCallback):
     def error(self, bad: list[str], cause: BaseException | None = None) -> NonFiniteError:
         """The error to raise for ``bad`` (from :meth:`find_non_finite`)."""
         shown = ", ".join(bad[:6]) + (f" and {len(bad) - 6} more" if len(bad) > 6 else "")
-        msg = f"non-finite values after the update before env step {self.num_timesteps}: {shown}."
+        msg = f"non-finite values in the update ending at env step {self.num_timesteps}: {shown}."
         if cause is not None:
-            msg += f" (raised as {type(cause).__name__}: {cause})"
+            first = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+            if len(first) > 160:
+                first = first[:160] + "..."
+            msg += f" (surfaced as {type(cause).__name__}: {first})"
         if self.describe_checkpoint is not None:
             msg += " " + self.describe_checkpoint()
         return NonFiniteError(msg)

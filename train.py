@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,8 @@ from continual.evaluation import ContinualEvalCallback, InfoArrayLogger
 from envs import StreamSpec, make_eval_envs, make_vec_env
 
 CONFIG_FILE = "config.yaml"
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+CONFIG_NAME = "config"
 
 # `resume=<dir>` makes Hydra write into that run directory, its own files under .hydra/resume.
 OmegaConf.register_new_resolver("resume_or", lambda resume, default: resume or default,
@@ -126,11 +129,12 @@ def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------- run directory
-def prepare(cfg: DictConfig) -> tuple[DictConfig, Path, dict[str, Any] | None, list[str]]:
-    """(config, run dir, checkpoint payload or None, the run's Hydra overrides)."""
-    overrides = list(HydraConfig.get().overrides.task)
+def prepare(
+    cfg: DictConfig, output_dir: Path, overrides: list[str]
+) -> tuple[DictConfig, Path, dict[str, Any] | None, list[str]]:
+    """(config, run dir, checkpoint payload or None, the run's overrides)."""
     if cfg.resume is None:
-        run_dir = Path(cfg.run_dir or HydraConfig.get().runtime.output_dir).resolve()
+        run_dir = Path(cfg.run_dir or output_dir).resolve()
         if (run_dir / CHECKPOINT).exists():
             raise ValueError(
                 f"run_dir={run_dir} already holds a run; continue it with resume={run_dir} "
@@ -177,11 +181,21 @@ def print_table(metrics: dict[str, Any], wall: float, num_timesteps: int) -> Non
     Console().print(table)
 
 
-# ---------------------------------------------------------------------- main
-@hydra.main(config_path="configs", config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float:
+# ---------------------------------------------------------------------- entry points
+def run(
+    cfg: DictConfig,
+    output_dir: str | Path,
+    on_eval: Callable[[int, dict[str, float]], None] | None = None,
+    overrides: list[str] | None = None,
+) -> dict[str, Any]:
+    """Train (or resume, if ``cfg.resume``) one run described by a composed config.
+
+    ``output_dir``: the run directory unless ``cfg.run_dir`` names one. ``on_eval``: called
+    after every evaluation with ``(env steps, eval/* scalars)``. ``overrides``: recorded in
+    metrics.json. Returns the metrics.json record.
+    """
     started = time.perf_counter()
-    cfg, run_dir, payload, overrides = prepare(cfg)
+    cfg, run_dir, payload, overrides = prepare(cfg, Path(output_dir), list(overrides or []))
     validate(cfg)
     set_torch_threads(cfg.agent.torch_threads)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -210,6 +224,7 @@ def main(cfg: DictConfig) -> float:
         figure_every=cfg.eval.figure_every,
         hparams=flat_hparams(cfg),
         reference_auc=reference_auc(cfg.eval.reference),
+        on_eval=on_eval,
     )
     if payload is None:
         model = make_agent(cfg.agent, env, seed=cfg.seed, tensorboard_log=tb_dir)
@@ -306,7 +321,15 @@ def main(cfg: DictConfig) -> float:
     cont.save(run_dir / "continual_state.pt")
     print_table(metrics, time.perf_counter() - started, int(model.num_timesteps))
     print(f"outputs in {run_dir}")
-    return float(metrics["average_performance"])
+    return record
+
+
+@hydra.main(config_path="configs", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    """The CLI: Hydra composes the config; returns the average performance (for sweepers)."""
+    hc = HydraConfig.get()
+    record = run(cfg, hc.runtime.output_dir, overrides=list(hc.overrides.task))
+    return float(record["average_performance"])
 
 
 if __name__ == "__main__":

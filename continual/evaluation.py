@@ -11,7 +11,7 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -143,6 +143,9 @@ class ContinualEvalCallback(BaseCallback):
         figure_every: also log figures every this many evaluations (0: only at the end).
         hparams: flat mapping of hyperparameters for TensorBoard's hparams tab.
         reference_auc: task name -> single-task reference AUC, for forward transfer.
+        on_eval: called after every evaluation with ``(env steps, scalars)``, the scalars being
+            the ``eval/*`` values just logged (e.g. for pruning a tuning trial; an exception it
+            raises stops training).
         verbose: 1 prints a line per evaluation.
     """
 
@@ -158,6 +161,7 @@ class ContinualEvalCallback(BaseCallback):
         figure_every: int = 0,
         hparams: Mapping[str, Any] | None = None,
         reference_auc: Mapping[str, float] | None = None,
+        on_eval: Callable[[int, dict[str, float]], None] | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -187,6 +191,7 @@ class ContinualEvalCallback(BaseCallback):
         self.figure_every = int(figure_every)
         self.hparams = dict(hparams) if hparams is not None else None
         self.reference_auc = dict(reference_auc) if reference_auc is not None else None
+        self.on_eval = on_eval
         self.eval_steps: list[int] = []
         self._rows: dict[str, list[list[float]]] = {m: [] for m in MATRICES}
         self.final_metrics: dict[str, Any] | None = None
@@ -291,31 +296,33 @@ class ContinualEvalCallback(BaseCallback):
         self.eval_steps.append(step)
         for m in MATRICES:
             self._rows[m].append(row[m])
-        self._log_row(row)
+        scalars = self._log_row(row)
         if self.figure_every and len(self.eval_steps) % self.figure_every == 0:
             self._log_figures()
         self.logger.dump(step)
+        if self.on_eval is not None:
+            self.on_eval(step, scalars)
 
-    def _log_row(self, row: Mapping[str, list[float]]) -> None:
+    def _log_row(self, row: Mapping[str, list[float]]) -> dict[str, float]:
+        out: dict[str, float] = {}
         for k in range(len(self.task_names)):
-            self.logger.record(f"eval/task_{k}/success", row["success"][k])
-            self.logger.record(f"eval/task_{k}/return", row["return"][k])
+            out[f"eval/task_{k}/success"] = row["success"][k]
+            out[f"eval/task_{k}/return"] = row["return"][k]
             if not math.isnan(row["progress"][k]):
-                self.logger.record(f"eval/task_{k}/progress", row["progress"][k])
+                out[f"eval/task_{k}/progress"] = row["progress"][k]
             if self.stochastic:
-                self.logger.record(
-                    f"eval/task_{k}/success_stochastic", row["success_stochastic"][k]
-                )
-        self.logger.record("eval/avg_success", float(np.mean(row["success"])))
+                out[f"eval/task_{k}/success_stochastic"] = row["success_stochastic"][k]
+        out["eval/avg_success"] = float(np.mean(row["success"]))
         if self.stochastic:
-            self.logger.record(
-                "eval/avg_success_stochastic", float(np.mean(row["success_stochastic"]))
-            )
+            out["eval/avg_success_stochastic"] = float(np.mean(row["success_stochastic"]))
         if not np.all(np.isnan(row["progress"])):
-            self.logger.record("eval/avg_progress", float(np.nanmean(row["progress"])))
+            out["eval/avg_progress"] = float(np.nanmean(row["progress"]))
+        for key, value in out.items():
+            self.logger.record(key, value)
         if self.verbose:
             cells = " ".join(f"{s:.2f}" for s in row["success"])
             print(f"eval @ {self.num_timesteps}: success [{cells}]")
+        return out
 
     def _log_figures(self) -> None:
         steps = np.array(self.eval_steps)

@@ -165,3 +165,20 @@ def test_default_config_is_the_quick_si_plateau_run() -> None:
     assert cfg.agent.algo == "ppo" and cfg.n_envs == 16
     spec, _ = train.stream_spec(cfg)
     assert len(spec.task_names) >= 3 and spec.blur > 0 and spec.drift
+
+
+def test_run_entry_point_reports_every_evaluation(tmp_path: Path) -> None:
+    """``train.run`` is the programmatic entry (used by tune.py): no HydraConfig needed."""
+    overrides = ["total_steps=1024", "n_envs=4", "eval.eval_freq=512", "eval.n_eval_episodes=2",
+                 "eval.n_envs=2", "progress_bar=false", "agent.n_steps=64",
+                 "agent.pi_layers=[32]", "agent.vf_layers=[32]", "agent.batch_size=128"]
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose(train.CONFIG_NAME, overrides=overrides)
+    seen: list[tuple[int, float]] = []
+    record = train.run(cfg, tmp_path / "run",
+                       on_eval=lambda step, s: seen.append((step, s["eval/avg_success"])),
+                       overrides=overrides)
+    assert [s for s, _ in seen] == [0, 512, 1024]
+    assert record["run"]["overrides"] == overrides
+    assert record["eval_steps"] == [0, 512, 1024]
+    assert (tmp_path / "run" / "metrics.json").is_file()

@@ -39,3 +39,17 @@ def test_make_vec_uses_the_batched_vector_env() -> None:
     obs, _ = venv.reset(seed=0)
     assert obs.shape == (4, *venv.single_observation_space.shape)
     venv.close()
+
+
+def test_envs_imports_neither_continual_nor_agents() -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys, envs\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('continual', 'agents')]\n"
+        "assert not bad, bad\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True,
+                   cwd=Path(__file__).resolve().parents[2])

@@ -203,3 +203,18 @@ def test_every_continual_config_trains(method: str) -> None:
     cb.consolidate()
     m.learn(128, callback=cb, reset_num_timesteps=False)
     assert all(torch.isfinite(p).all() for p in m.policy.parameters())
+
+
+def test_reference_auc_for_forward_transfer(tmp_path: Path) -> None:
+    ref = tmp_path / "ref"
+    ref.mkdir()
+    (ref / "metrics.json").write_text(
+        '{"per_task": {"north": {"auc_own_window": 0.4}, "southwest": {"auc_own_window": 0.2}}}'
+    )
+    assert train.reference_auc(str(ref)) == {"north": 0.4, "southwest": 0.2}
+    plain = tmp_path / "auc.json"
+    plain.write_text('{"north": 0.5}')
+    assert train.reference_auc(str(plain)) == {"north": 0.5}
+    assert train.reference_auc(None) is None
+    with pytest.raises(ValueError, match=r"eval\.reference="):
+        train.reference_auc(str(tmp_path / "missing.json"))

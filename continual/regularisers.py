@@ -42,19 +42,18 @@ Plain PyTorch usage (the hooks attach on construction)::
     sd = si.state_dict(); si.load_state_dict(sd); si.detach()
 
 Memory is constant in the number of consolidations. Parameter-sized buffers per regularised
-parameter (see ``BUFFERS`` on each class and :meth:`QuadraticRegulariser.state_bytes`):
+parameter (``BUFFERS`` on each class; :meth:`QuadraticRegulariser.state_bytes`):
 
-- all methods: Ω (importance), θ* (anchor) and one scratch buffer. Between a step's post-hook and
-  the next backward the scratch holds the precomputed penalty gradient; from the backward to the
-  next step it holds the task gradient g (SI, adaptive mode) or, at consolidation, a fresh
-  Fisher/MAS estimate.
-- SI adds the running path integral ω and the pre-step parameters θ_prev (five buffers). During
-  ``optimizer.step()`` five arrays are live for exact SI — ω, Ω, θ*, the task gradient g and the
-  pre-step θ — and neither g nor θ_prev can be recovered from what the optimizer leaves behind
-  (p.grad is the clipped *total* gradient; Δθ depends on the optimizer), so four buffers would
-  force the known total-gradient bug.
-- ``storage_dtype=torch.bfloat16`` stores Ω and θ* in bfloat16 (half their bytes); ω, g and θ_prev
-  stay in the parameter dtype because they accumulate small differences.
+- all methods: Ω (importance), θ* (anchor) and one scratch buffer. From a step's post-hook to
+  the next backward the scratch holds Ω ⊙ (θ − θ*) for the penalty gradient; for SI it then
+  holds θ_before from the step's pre-hook to its post-hook, where it becomes −Δθ; at
+  consolidation, EWC/MAS keep their fresh estimate in it.
+- SI adds the running path integral ω: four buffers in all. The task gradient g is the tensor
+  autograd hands to the hook; the hook keeps a reference to it (no copy) until the step's
+  post-hook and returns a new tensor g + penalty gradient for ``p.grad``, so g costs no state
+  between steps (during a step it occupies the memory autograd allocated for it anyway).
+- ``storage_dtype=torch.bfloat16`` stores Ω and θ* in bfloat16 (half their bytes); ω and the
+  scratch stay in the parameter dtype because they accumulate small differences.
 """
 
 from __future__ import annotations
@@ -315,17 +314,22 @@ class QuadraticRegulariser:
                 p.detach().to(self.storage_dtype or p.dtype, copy=True) for p in self.params
             ]
             self._scratch = self._zeros()
-        # Per-group views of the lists, so per-step foreach calls need no list building.
-        self._g_scratch = [[self._scratch[i] for i in idx] for idx in self._group_idx]
-        device = self.params[0].device
-        self._c_t = torch.tensor(self.c, dtype=torch.float64, device=device)
+        device, dtype = self.params[0].device, self.params[0].dtype
+        # The strength c lives on the device: adaptive mode updates it without host syncs.
+        self._c_t = torch.tensor(self.c, dtype=dtype, device=device)
         self._norm_scale = [1.0] * len(self.group_names)
-        # 2·c_g as a 0-d tensor per group: foreach ops take it without a host sync.
-        self._coef = [torch.zeros((), dtype=torch.float64, device=device) for _ in self._group_idx]
+        self._group_of = [0] * len(self.params)
+        for gi, idx in enumerate(self._group_idx):
+            for i in idx:
+                self._group_of[i] = gi
         self._log_ratio_ema = torch.tensor(float("nan"), device=device)
         self._update_coefs()
         self._fired = [False] * len(self.params)
         self._not_fired = [False] * len(self.params)
+        # Task gradients of the current step: references to autograd's tensors, dropped after
+        # the step (transient, not state).
+        self._task_grad: list[torch.Tensor | None] = [None] * len(self.params)
+        self._no_grad: list[torch.Tensor | None] = [None] * len(self.params)
 
     # ------------------------------------------------------------------ hooks
 
@@ -366,90 +370,89 @@ class QuadraticRegulariser:
     def _capture(self) -> bool:
         return self.needs_task_grad or self.adaptive_target is not None
 
-    @property
-    def _active(self) -> bool:
-        return self.n_consolidations > 0
-
     def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
         param = self.params[i]
         scratch = self._scratch[i]
+        capture = self._capture
+        fired, task_grad, alpha = self._fired, self._task_grad, self._alpha
 
         def hook(grad: torch.Tensor) -> torch.Tensor | None:
             if not self._hooks_enabled:
                 return None
             if self._scratch_has_estimate:
                 self._discard_estimate()
-            capture = self._capture
-            if self._fired[i] and param.grad is not None:
+            if fired[i] and param.grad is not None:
                 # A further backward before the same optimizer step (gradient accumulation):
                 # the penalty gradient is already in p.grad once; only the task gradient sums.
                 if capture:
-                    scratch.add_(grad)
+                    task_grad[i] = task_grad[i] + grad
                 return None
-            first = not self._fired[i]
-            self._fired[i] = True
-            if not self._active:
-                if capture:
-                    scratch.copy_(grad)
-                return None
-            # scratch holds 2·c_g·Ω⊙(θ − θ*) from the last post-step, unless grads were cleared
-            # after an earlier backward of this step (then it holds that backward's task
-            # gradient and the penalty gradient is computed directly).
-            out = grad + (scratch if first or not capture else self._penalty_grad_of(i))
+            fired[i] = True
             if capture:
-                scratch.copy_(grad)
-            return out
+                # Keep autograd's own task-gradient tensor until the step ends: no copy.
+                task_grad[i] = grad
+            if not self.n_consolidations:  # nothing consolidated: no penalty yet
+                return None
+            # g_task + 2·c_g·Ω⊙(θ − θ*): scratch holds Ω⊙(θ − θ*) from the last post-step
+            # (times c in adaptive mode), alpha[i] the rest of the factor.
+            return torch.add(grad, scratch, alpha=alpha[i])
 
         return hook
-
-    def _penalty_grad_of(self, i: int) -> torch.Tensor:
-        gi = next(g for g, idx in enumerate(self._group_idx) if i in idx)
-        p = self.params[i].detach()
-        return (p - self._anchor[i]).mul_(self._importance[i]).mul_(self._coef[gi])
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._hooks_enabled:
             return
         with torch.no_grad():
-            if self._capture:
-                for i, fired in enumerate(self._fired):
-                    if not fired:  # no task gradient reached this parameter in this step
-                        self._scratch[i].zero_()
             self._before_step()
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._hooks_enabled:
             return
+        idx = None if all(self._fired) else [i for i, f in enumerate(self._fired) if f]
         with torch.no_grad():
-            self._after_step()
-            if self.adaptive_target is not None and self._active:
-                self._adapt()
+            if self._capture:
+                self._after_step(idx)
+            if self.adaptive_target is not None and self.n_consolidations:
+                self._adapt(idx)
             else:
                 self._refresh_penalty_grad()
         self._fired[:] = self._not_fired
+        self._task_grad[:] = self._no_grad
 
     def _before_step(self) -> None:
-        """Subclass hook: runs before every optimizer step (scratch holds g if captured)."""
+        """Subclass hook: runs before every optimizer step, after all backward passes."""
 
-    def _after_step(self) -> None:
-        """Subclass hook: runs after every optimizer step, before the penalty gradient refresh."""
+    def _after_step(self, idx: list[int] | None) -> None:
+        """Subclass hook: runs after every optimizer step, before the penalty gradient refresh.
+        ``self._task_grad[i]`` holds g_task for the indices ``idx`` (``None``: all)."""
 
     # ------------------------------------------------------------------ penalty
 
+    def _group_factor(self, gi: int) -> float:
+        """c_g / c = weight_g / normalisation_g."""
+        return self.group_weights[gi] / self._norm_scale[gi]
+
     def _update_coefs(self) -> None:
-        for gi, coef in enumerate(self._coef):
-            coef.copy_(self._c_t * (2.0 * self.group_weights[gi] / self._norm_scale[gi]))
+        """Per-parameter factor the hook applies to the scratch: 2·c_g, or 2·c_g/c in adaptive
+        mode (there the scratch carries c). Python floats: they change only at consolidation."""
+        c = 1.0 if self.adaptive_target is not None else float(self._c_t)
+        alpha = [2.0 * c * self._group_factor(self._group_of[i]) for i in range(len(self.params))]
+        if hasattr(self, "_alpha"):
+            self._alpha[:] = alpha  # the hooks hold this list
+        else:
+            self._alpha = alpha
+        self._alpha_t = torch.tensor(alpha, dtype=self._c_t.dtype, device=self._c_t.device)
 
     def _refresh_penalty_grad(self) -> None:
-        """scratch ← 2·c_g·Ω ⊙ (θ − θ*), the gradient of the penalty at the current θ."""
-        if not self._active:
+        """scratch ← Ω ⊙ (θ − θ*) (times c in adaptive mode); the hook scales it by alpha."""
+        if not self.n_consolidations:
             return
         s = self._scratch
         torch._foreach_copy_(s, self.params)
         torch._foreach_sub_(s, self._anchor)
         torch._foreach_mul_(s, self._importance)
-        for gs, coef in zip(self._g_scratch, self._coef, strict=True):
-            torch._foreach_mul_(gs, coef)
+        if self.adaptive_target is not None:
+            torch._foreach_mul_(s, self._c_t)
 
     def refresh(self) -> None:
         """Recompute the stored penalty gradient; call after changing θ outside the optimizer."""
@@ -457,15 +460,20 @@ class QuadraticRegulariser:
             self._scratch_has_estimate = False
             self._refresh_penalty_grad()
 
-    def _adapt(self) -> None:
+    def _adapt(self, idx: list[int] | None) -> None:
         """Move c towards the value giving ‖penalty grad‖/‖task grad‖ = target (log-space EMA).
 
         log c ← clamp(log c + η·(log target − log r)), i.e. an EMA with rate η of log(c·target/r),
         the strength that would have hit the target at this step. Runs on tensors only.
         """
-        g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self._scratch)))
+        grads = self._task_grad if idx is None else [self._task_grad[i] for i in idx]
+        if not grads:
+            self._refresh_penalty_grad()
+            return
+        g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         self._refresh_penalty_grad()
-        p_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(self._scratch)))
+        norms = torch.stack(torch._foreach_norm(self._scratch)) * self._alpha_t
+        p_norm = torch.linalg.vector_norm(norms)
         log_ratio = torch.log(p_norm) - torch.log(g_norm)
         valid = torch.isfinite(log_ratio)
         eta = self.adaptive_rate
@@ -474,7 +482,6 @@ class QuadraticRegulariser:
         new_c = torch.clamp(self._c_t * torch.exp(step), lo, hi)
         torch._foreach_mul_(self._scratch, new_c / self._c_t)
         self._c_t.copy_(new_c)
-        self._update_coefs()
         ema = self._log_ratio_ema
         blended = torch.where(torch.isnan(ema), log_ratio, (1 - eta) * ema + eta * log_ratio)
         ema.copy_(torch.where(valid, blended, ema))
@@ -482,20 +489,19 @@ class QuadraticRegulariser:
     @torch.no_grad()
     def penalty(self) -> float:
         """Current value of Σ_g c_g Σ Ω (θ − θ*)² (synchronises; for logging and tests)."""
-        if not self._active:
+        if not self.n_consolidations:
             return 0.0
-        total = torch.zeros((), dtype=torch.float64, device=self._c_t.device)
-        for gi, idx in enumerate(self._group_idx):
-            for i in idx:
+        total = 0.0
+        for gi, c_g in enumerate(self.effective_c().values()):
+            for i in self._group_idx[gi]:
                 d = self.params[i].detach() - self._anchor[i]
-                total += (self._importance[i] * d * d).sum(dtype=torch.float64) * (
-                    self._coef[gi].double() / 2
-                )
-        return float(total)
+                total += c_g * float((self._importance[i] * d * d).sum(dtype=torch.float64))
+        return total
 
     def effective_c(self) -> dict[str, float]:
         """c_g per group as it multiplies Σ Ω (θ − θ*)² (includes adaptation and normalisation)."""
-        return {g: float(coef) / 2 for g, coef in zip(self.group_names, self._coef, strict=True)}
+        c = float(self._c_t)
+        return {g: c * self._group_factor(gi) for gi, g in enumerate(self.group_names)}
 
     # ------------------------------------------------------------------ consolidation
 
@@ -590,10 +596,11 @@ class QuadraticRegulariser:
             "c": float(self._c_t),
             "consolidations": float(self.n_consolidations),
         }
-        for gname, idx, coef in zip(self.group_names, self._group_idx, self._coef, strict=True):
+        c_g = self.effective_c()
+        for gname, idx in zip(self.group_names, self._group_idx, strict=True):
             vals = [self._importance[i].double() for i in idx]
             n = sum(v.numel() for v in vals)
-            out[f"c/{gname}"] = float(coef) / 2
+            out[f"c/{gname}"] = c_g[gname]
             out[f"omega_mean/{gname}"] = float(sum(v.sum() for v in vals)) / n
             out[f"omega_max/{gname}"] = float(max(v.max() for v in vals))
         if self.adaptive_target is not None:
@@ -707,7 +714,7 @@ class SI(QuadraticRegulariser):
     :param xi: damping ξ > 0 of the denominator (same units as θ²).
     """
 
-    BUFFERS: ClassVar[tuple[str, ...]] = ("omega", "importance", "anchor", "scratch", "prev")
+    BUFFERS: ClassVar[tuple[str, ...]] = ("omega", "importance", "anchor", "scratch")
     default_accumulate: ClassVar[Accumulate] = "sum"
     kind: ClassVar[str] = "si"
     needs_task_grad: ClassVar[bool] = True
@@ -728,15 +735,21 @@ class SI(QuadraticRegulariser):
     def _allocate(self) -> None:
         super()._allocate()
         self._omega = self._zeros()  # ω: running path integral since the last consolidation
-        self._prev = self._zeros()  # θ before the current step
 
     def _before_step(self) -> None:
-        torch._foreach_copy_(self._prev, self.params)
+        # The penalty gradient in the scratch was consumed by the backward: it now keeps θ_before.
+        torch._foreach_copy_(self._scratch, self.params)
 
-    def _after_step(self) -> None:
-        # prev ← θ_before − θ_after = −Δθ;   ω ← ω + g ⊙ (−Δθ)   (scratch holds g_task)
-        torch._foreach_sub_(self._prev, self.params)
-        torch._foreach_addcmul_(self._omega, self._scratch, self._prev)
+    def _after_step(self, idx: list[int] | None) -> None:
+        # scratch ← θ_before − θ_after = −Δθ;   ω ← ω + g ⊙ (−Δθ)
+        torch._foreach_sub_(self._scratch, self.params)
+        if idx is None:
+            torch._foreach_addcmul_(self._omega, self._task_grad, self._scratch)
+        elif idx:
+            omega, scratch, grads = self._omega, self._scratch, self._task_grad
+            torch._foreach_addcmul_(
+                [omega[i] for i in idx], [grads[i] for i in idx], [scratch[i] for i in idx]
+            )
 
     def _new_importance(self) -> list[torch.Tensor]:
         denom = torch._foreach_sub([p.detach() for p in self.params], self._anchor)
@@ -753,7 +766,7 @@ class SI(QuadraticRegulariser):
         return dict(zip(self.names, self._omega, strict=True))
 
     def _buffer_lists(self) -> dict[str, list[torch.Tensor]]:
-        return {**super()._buffer_lists(), "omega": self._omega, "prev": self._prev}
+        return {**super()._buffer_lists(), "omega": self._omega}
 
     def _extra_state(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"omega": self.omega}

@@ -277,7 +277,7 @@ def test_state_bytes_constant_in_consolidations(cls, dtype):
     halves = {"importance", "anchor"} if dtype == torch.bfloat16 else set()
     expected = sum(unit // 2 if b in halves else unit for b in cls.BUFFERS)
     assert after_one == expected
-    assert len(cls.BUFFERS) == (5 if cls is SI else 3)
+    assert len(cls.BUFFERS) == (4 if cls is SI else 3)
     if dtype == torch.bfloat16:
         assert all(t.dtype == torch.bfloat16 for t in reg.importance.values())
         assert all(t.dtype == torch.bfloat16 for t in reg.anchor.values())
@@ -443,3 +443,41 @@ def test_hooks_disabled_context_passes_gradients_through():
     nn.functional.mse_loss(model(x), y).backward()
     for p, g in zip(model.parameters(), plain, strict=True):
         torch.testing.assert_close(p.grad, g, rtol=0, atol=0)
+
+
+def test_grads_cleared_between_backwards_restart_the_step():
+    """zero_grad after a backward discards it: the next backward gets the penalty gradient
+    again and only its task gradient enters the path integral."""
+    model, opt, reg = _trained_regulariser(SI, c=0.5)
+    (x1, y1), (x2, y2) = make_tasks(n_tasks=1, steps=2)[0]
+    with reg.hooks_disabled():
+        g2 = torch.autograd.grad(nn.functional.mse_loss(model(x2), y2), reg.params)
+        pen_grad = torch.autograd.grad(_autograd_penalty(reg), reg.params)
+    omega_before = [w.clone() for w in reg.omega.values()]
+    opt.zero_grad()
+    nn.functional.mse_loss(model(x1), y1).backward()
+    opt.zero_grad()  # discard
+    nn.functional.mse_loss(model(x2), y2).backward()
+    for p, g, pg in zip(reg.params, g2, pen_grad, strict=True):
+        torch.testing.assert_close(p.grad, g + pg, rtol=1e-10, atol=1e-12)
+    before = [p.detach().clone() for p in reg.params]
+    opt.step()
+    for w0, w, g, p, p0 in zip(
+        omega_before, reg.omega.values(), g2, reg.params, before, strict=True
+    ):
+        torch.testing.assert_close(w, w0 - g * (p.detach() - p0), rtol=1e-10, atol=1e-14)
+
+
+def test_task_gradient_is_kept_apart_from_p_grad():
+    """Before any consolidation the hook returns nothing; the kept task gradient must not be
+    the tensor that becomes p.grad (clipping scales p.grad in place)."""
+    model = make_model()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    si = SI(model, opt)
+    x, y = make_tasks(n_tasks=1, steps=1)[0][0]
+    nn.functional.mse_loss(model(x), y).backward()
+    for p, g in zip(si.params, si._task_grad, strict=True):
+        assert g is not None and g is not p.grad
+        assert g.data_ptr() != p.grad.data_ptr()
+    opt.step()
+    assert all(g is None for g in si._task_grad)  # released after the step

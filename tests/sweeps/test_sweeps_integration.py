@@ -108,7 +108,9 @@ def test_nonexistent_sweep_value_is_named_before_any_run(tmp_path: Path) -> None
     assert not [p for p in tmp_path.iterdir() if p.is_dir()]
 
 
-def test_failing_run_is_named_and_finished_runs_stay(tmp_path: Path) -> None:
+def test_failing_run_is_named_and_finished_runs_stay(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     proc = multirun(tmp_path, "continual=finetune", "debug.nan_at_step=null,600")
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
@@ -117,33 +119,34 @@ def test_failing_run_is_named_and_finished_runs_stay(tmp_path: Path) -> None:
     assert (tmp_path / "0" / "metrics.json").is_file()
     assert not (tmp_path / "1" / "metrics.json").exists()
 
-    proc = run(["-m", "continual.report", str(tmp_path)], timeout=120)
-    assert proc.returncode == 0, describe(proc)
+    assert rep.main([str(tmp_path), "--n-boot", "200"]) == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| finetune |  | 1 |" in md
     assert f"`{tmp_path / '1'}`: no metrics.json (failed or unfinished)" in md
-    assert "has no metrics.json" in proc.stderr
+    assert "has no metrics.json" in capsys.readouterr().err
 
 
 def _journal(path: Path) -> optuna.storages.BaseStorage:
     return optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(path)))
 
 
-def test_tuning_study_records_objective_and_continues(tmp_path: Path) -> None:
+def test_tuning_study_records_objective_and_continues(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # in this process: the trainer is imported once for both invocations
+    import tune
+
     args = [
-        "tune.py", "continual=si_plateau", *TINY, "--study-name", "si", "--out", str(tmp_path),
+        "continual=si_plateau", *TINY, "--study-name", "si", "--out", str(tmp_path),
         "--pruner", "median", "--pruner-startup-trials", "1", "--seed", "0",
     ]  # fmt: skip
-    proc = run([*args, "--n-trials", "3"])
-    assert proc.returncode == 0, describe(proc)
-    assert "best overrides, ready to paste:\n  python train.py continual=si_plateau" in proc.stdout
-    assert "'stream.schedule=[{task:north,steps:1024},{task:southwest,steps:1024}]'" in (
-        proc.stdout
-    )
+    assert tune.main([*args, "--n-trials", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "best overrides, ready to paste:\n  python train.py continual=si_plateau" in out
+    assert "'stream.schedule=[{task:north,steps:1024},{task:southwest,steps:1024}]'" in out
 
-    proc = run([*args, "--n-trials", "1"])
-    assert proc.returncode == 0, describe(proc)
-    assert "continuing from 3 trials" in proc.stdout
+    assert tune.main([*args, "--n-trials", "1"]) == 0
+    assert "continuing from 3 trials" in capsys.readouterr().out
 
     study = optuna.load_study(study_name="si", storage=_journal(tmp_path / "study.journal"))
     trials = study.get_trials()

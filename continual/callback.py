@@ -388,8 +388,6 @@ class ContinualCallback(BaseCallback):
                 t = self.num_timesteps
                 print(f"[continual] t={t}: shift #{self.n_shifts} (signal {signal:.4g})")
         self._step_shift_actions()
-        if self.regulariser is not None:
-            self.regulariser.refresh()  # θ may have changed outside the optimizer
         self._log(signal, event)
 
     def consolidate(self) -> None:

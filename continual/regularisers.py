@@ -44,14 +44,15 @@ Plain PyTorch usage (the hooks attach on construction)::
 Memory is constant in the number of consolidations. Parameter-sized buffers per regularised
 parameter (``BUFFERS`` on each class; :meth:`QuadraticRegulariser.state_bytes`):
 
-- all methods: Ω (importance), θ* (anchor) and one scratch buffer. From a step's post-hook to
-  the next backward the scratch holds Ω ⊙ (θ − θ*) for the penalty gradient; for SI it then
-  holds θ_before from the step's pre-hook to its post-hook, where it becomes −Δθ; at
-  consolidation, EWC/MAS keep their fresh estimate in it.
-- SI adds the running path integral ω: four buffers in all. The task gradient g is the tensor
-  autograd hands to the hook; the hook keeps a reference to it (no copy) until the step's
-  post-hook and returns a new tensor g + penalty gradient for ``p.grad``, so g costs no state
-  between steps (during a step it occupies the memory autograd allocated for it anyway).
+- every method: Ω (importance) and θ* (anchor). L2 needs nothing else (two buffers).
+- SI adds the running path integral ω and one scratch buffer that holds θ_before from the
+  step's pre-hook to its post-hook, where it becomes −Δθ: four buffers. The task gradient g is
+  the tensor autograd hands to the hook; the hook keeps a reference to it (no copy) until the
+  step's post-hook and returns a new tensor, g + penalty gradient, for ``p.grad``. So g is no
+  state between steps; during a step it occupies the memory autograd allocated for it anyway.
+- OnlineEWC and MAS add one scratch buffer for the fresh estimate (three buffers).
+- The penalty gradient itself is computed inside the hook from Ω, θ* and θ; its temporaries
+  live only for that call.
 - ``storage_dtype=torch.bfloat16`` stores Ω and θ* in bfloat16 (half their bytes); ω and the
   scratch stay in the parameter dtype because they accumulate small differences.
 """
@@ -172,8 +173,8 @@ class QuadraticRegulariser:
 
     :param params: an ``nn.Module`` or an iterable of ``(name, parameter)`` pairs. Only parameters
         with ``requires_grad`` and selected by ``select``/``exclude`` are regularised.
-    :param optimizer: the optimizer that updates these parameters; its step hooks refresh the
-        penalty gradient (and measure Δθ for SI).
+    :param optimizer: the optimizer that updates these parameters; SI (and adaptive mode) use
+        its step pre/post hooks to measure Δθ (and the gradient ratio).
     :param c: strength (dimensionless multiplier of the penalty). In adaptive mode, the initial
         value of the adaptive strength.
     :param select: which parameters, and their groups. ``None``: all. A string or a list of strings:
@@ -270,7 +271,7 @@ class QuadraticRegulariser:
         self._allocate()
         self._handles: list[Any] = []
         self._hooks_enabled = True
-        self._scratch_has_estimate = False
+        self._has_estimate = False
         if attach:
             self.attach()
 
@@ -313,7 +314,8 @@ class QuadraticRegulariser:
             self._anchor = [
                 p.detach().to(self.storage_dtype or p.dtype, copy=True) for p in self.params
             ]
-            self._scratch = self._zeros()
+            # SI: θ before each step; EWC/MAS: the fresh estimate at consolidation.
+            self._scratch = self._zeros() if "scratch" in self.BUFFERS else []
         device, dtype = self.params[0].device, self.params[0].dtype
         # The strength c lives on the device: adaptive mode updates it without host syncs.
         self._c_t = torch.tensor(self.c, dtype=dtype, device=device)
@@ -334,16 +336,18 @@ class QuadraticRegulariser:
     # ------------------------------------------------------------------ hooks
 
     def attach(self) -> None:
-        """Register the per-parameter gradient hooks and the optimizer step hooks (idempotent)."""
+        """Register the per-parameter gradient hooks, and the optimizer step hooks where the
+        method needs them (SI, adaptive mode). Idempotent."""
         if self._handles:
             return
+        self._fired[:] = self._not_fired
+        self._task_grad[:] = self._no_grad
         self._handles = [
             p.register_hook(self._make_grad_hook(i)) for i, p in enumerate(self.params)
         ]
-        self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
-        self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
-        self._fired[:] = self._not_fired
-        self.refresh()
+        if self._capture:
+            self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
+            self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
 
     def detach(self) -> None:
         """Remove every hook. The state is kept; :meth:`attach` resumes."""
@@ -371,16 +375,13 @@ class QuadraticRegulariser:
         return self.needs_task_grad or self.adaptive_target is not None
 
     def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
-        param = self.params[i]
-        scratch = self._scratch[i]
-        capture = self._capture
+        param, importance, anchor = self.params[i], self._importance[i], self._anchor[i]
+        capture, adaptive = self._capture, self.adaptive_target is not None
         fired, task_grad, alpha = self._fired, self._task_grad, self._alpha
 
         def hook(grad: torch.Tensor) -> torch.Tensor | None:
             if not self._hooks_enabled:
                 return None
-            if self._scratch_has_estimate:
-                self._discard_estimate()
             if fired[i] and param.grad is not None:
                 # A further backward before the same optimizer step (gradient accumulation):
                 # the penalty gradient is already in p.grad once; only the task gradient sums.
@@ -393,29 +394,27 @@ class QuadraticRegulariser:
                 task_grad[i] = grad
             if not self.n_consolidations:  # nothing consolidated: no penalty yet
                 return None
-            # g_task + 2·c_g·Ω⊙(θ − θ*): scratch holds Ω⊙(θ − θ*) from the last post-step
-            # (times c in adaptive mode), alpha[i] the rest of the factor.
-            return torch.add(grad, scratch, alpha=alpha[i])
+            # g_task + 2·c_g · Ω ⊙ (θ − θ*), a new tensor that becomes p.grad.
+            diff = param.detach() - anchor
+            if adaptive:
+                diff.mul_(self._c_t)  # c lives on the device in adaptive mode
+            return torch.addcmul(grad, importance, diff, value=alpha[i])
 
         return hook
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if not self._hooks_enabled:
-            return
-        with torch.no_grad():
-            self._before_step()
+        if self._hooks_enabled:
+            with torch.no_grad():
+                self._before_step()
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._hooks_enabled:
             return
         idx = None if all(self._fired) else [i for i, f in enumerate(self._fired) if f]
         with torch.no_grad():
-            if self._capture:
-                self._after_step(idx)
+            self._after_step(idx)
             if self.adaptive_target is not None and self.n_consolidations:
                 self._adapt(idx)
-            else:
-                self._refresh_penalty_grad()
         self._fired[:] = self._not_fired
         self._task_grad[:] = self._no_grad
 
@@ -423,7 +422,7 @@ class QuadraticRegulariser:
         """Subclass hook: runs before every optimizer step, after all backward passes."""
 
     def _after_step(self, idx: list[int] | None) -> None:
-        """Subclass hook: runs after every optimizer step, before the penalty gradient refresh.
+        """Subclass hook: runs after every optimizer step.
         ``self._task_grad[i]`` holds g_task for the indices ``idx`` (``None``: all)."""
 
     # ------------------------------------------------------------------ penalty
@@ -433,8 +432,8 @@ class QuadraticRegulariser:
         return self.group_weights[gi] / self._norm_scale[gi]
 
     def _update_coefs(self) -> None:
-        """Per-parameter factor the hook applies to the scratch: 2·c_g, or 2·c_g/c in adaptive
-        mode (there the scratch carries c). Python floats: they change only at consolidation."""
+        """Per-parameter factor of Ω ⊙ (θ − θ*) in the hook: 2·c_g, or 2·c_g/c in adaptive mode
+        (there c multiplies on the device). Python floats: they change only at consolidation."""
         c = 1.0 if self.adaptive_target is not None else float(self._c_t)
         alpha = [2.0 * c * self._group_factor(self._group_of[i]) for i in range(len(self.params))]
         if hasattr(self, "_alpha"):
@@ -442,23 +441,6 @@ class QuadraticRegulariser:
         else:
             self._alpha = alpha
         self._alpha_t = torch.tensor(alpha, dtype=self._c_t.dtype, device=self._c_t.device)
-
-    def _refresh_penalty_grad(self) -> None:
-        """scratch ← Ω ⊙ (θ − θ*) (times c in adaptive mode); the hook scales it by alpha."""
-        if not self.n_consolidations:
-            return
-        s = self._scratch
-        torch._foreach_copy_(s, self.params)
-        torch._foreach_sub_(s, self._anchor)
-        torch._foreach_mul_(s, self._importance)
-        if self.adaptive_target is not None:
-            torch._foreach_mul_(s, self._c_t)
-
-    def refresh(self) -> None:
-        """Recompute the stored penalty gradient; call after changing θ outside the optimizer."""
-        with torch.no_grad():
-            self._scratch_has_estimate = False
-            self._refresh_penalty_grad()
 
     def _adapt(self, idx: list[int] | None) -> None:
         """Move c towards the value giving ‖penalty grad‖/‖task grad‖ = target (log-space EMA).
@@ -468,11 +450,11 @@ class QuadraticRegulariser:
         """
         grads = self._task_grad if idx is None else [self._task_grad[i] for i in idx]
         if not grads:
-            self._refresh_penalty_grad()
             return
         g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        self._refresh_penalty_grad()
-        norms = torch.stack(torch._foreach_norm(self._scratch)) * self._alpha_t
+        pen = torch._foreach_sub([p.detach() for p in self.params], self._anchor)
+        torch._foreach_mul_(pen, self._importance)
+        norms = torch.stack(torch._foreach_norm(pen)) * self._alpha_t * self._c_t
         p_norm = torch.linalg.vector_norm(norms)
         log_ratio = torch.log(p_norm) - torch.log(g_norm)
         valid = torch.isfinite(log_ratio)
@@ -480,7 +462,6 @@ class QuadraticRegulariser:
         step = torch.where(valid, eta * (math.log(self.adaptive_target) - log_ratio), 0.0)
         lo, hi = self.adaptive_bounds
         new_c = torch.clamp(self._c_t * torch.exp(step), lo, hi)
-        torch._foreach_mul_(self._scratch, new_c / self._c_t)
         self._c_t.copy_(new_c)
         ema = self._log_ratio_ema
         blended = torch.where(torch.isnan(ema), log_ratio, (1 - eta) * ema + eta * log_ratio)
@@ -535,7 +516,7 @@ class QuadraticRegulariser:
         for anchor, p in zip(self._anchor, self.params, strict=True):
             anchor.copy_(p.detach())
         self._reset_after_consolidation()
-        self._scratch_has_estimate = False
+        self._has_estimate = False
         self.n_consolidations += 1
         bad = [
             n for n, o in zip(self.names, self._importance, strict=True) if not o.isfinite().all()
@@ -543,7 +524,6 @@ class QuadraticRegulariser:
         if bad:
             raise FloatingPointError(f"non-finite importance after consolidation in {bad}")
         self._update_normalisation()
-        self._refresh_penalty_grad()
 
     def _update_normalisation(self) -> None:
         if self.normalize is not None:
@@ -559,11 +539,6 @@ class QuadraticRegulariser:
     def estimate(self, data: Batch) -> None:
         """Compute a data-based importance estimate for the next :meth:`consolidate` (EWC/MAS)."""
         raise NotImplementedError(f"{type(self).__name__} does not estimate importance from data")
-
-    def _discard_estimate(self) -> None:
-        self._scratch_has_estimate = False
-        with torch.no_grad():
-            self._refresh_penalty_grad()
 
     # ------------------------------------------------------------------ inspection
 
@@ -673,8 +648,7 @@ class QuadraticRegulariser:
         self._log_ratio_ema.fill_(float(state.get("log_ratio_ema", float("nan"))))
         self._update_coefs()
         self._fired[:] = self._not_fired
-        self._scratch_has_estimate = False
-        self._refresh_penalty_grad()
+        self._has_estimate = False
 
     def _extra_buffer(self, key: str) -> list[torch.Tensor]:
         raise KeyError(key)
@@ -737,8 +711,7 @@ class SI(QuadraticRegulariser):
         self._omega = self._zeros()  # ω: running path integral since the last consolidation
 
     def _before_step(self) -> None:
-        # The penalty gradient in the scratch was consumed by the backward: it now keeps θ_before.
-        torch._foreach_copy_(self._scratch, self.params)
+        torch._foreach_copy_(self._scratch, self.params)  # θ_before
 
     def _after_step(self, idx: list[int] | None) -> None:
         # scratch ← θ_before − θ_after = −Δθ;   ω ← ω + g ⊙ (−Δθ)
@@ -783,6 +756,7 @@ class SI(QuadraticRegulariser):
 class L2(QuadraticRegulariser):
     """L2 to the anchor: Ω = 1 for every selected parameter, c · Σ (θ − θ*)²."""
 
+    BUFFERS: ClassVar[tuple[str, ...]] = ("importance", "anchor")
     kind: ClassVar[str] = "l2"
 
     def __init__(self, params: ParamsLike, optimizer: torch.optim.Optimizer, **kwargs: Any) -> None:
@@ -847,13 +821,12 @@ class _DataImportance(QuadraticRegulariser):
             raise ValueError("data: no samples to estimate importance from")
         with torch.no_grad():
             torch._foreach_div_(acc, float(n_total))
-        self._scratch_has_estimate = True
+        self._has_estimate = True
 
     def _new_importance(self) -> list[torch.Tensor]:
-        if not self._scratch_has_estimate:
+        if not self._has_estimate:
             raise RuntimeError(
-                f"{type(self).__name__}: call estimate(data) (or consolidate(data)) first; "
-                "an estimate is discarded by the next training step"
+                f"{type(self).__name__}: call estimate(data) (or consolidate(data)) first"
             )
         return self._scratch
 

@@ -180,11 +180,11 @@ def _observations(model: BaseAlgorithm, n: int, rng: np.random.Generator) -> Any
     return torch.as_tensor(arrays[idx], device=model.device)
 
 
-def _policy_loglik(policy: Any) -> Callable[[Any], torch.Tensor]:
+def _policy_loglik(get_policy: Callable[[], Any]) -> Callable[[Any], torch.Tensor]:
     """log π(a|s) with a drawn from π(·|s) itself (true Fisher), per sample."""
 
     def fn(obs: Any) -> torch.Tensor:
-        dist = policy.get_distribution(obs)
+        dist = get_policy().get_distribution(obs)
         with torch.no_grad():
             actions = dist.get_actions()
         return dist.log_prob(actions)
@@ -192,11 +192,11 @@ def _policy_loglik(policy: Any) -> Callable[[Any], torch.Tensor]:
     return fn
 
 
-def _policy_output(policy: Any) -> Callable[[Any], torch.Tensor]:
+def _policy_output(get_policy: Callable[[], Any]) -> Callable[[Any], torch.Tensor]:
     """The policy's output f(x): Gaussian means or categorical logits, as [B, d]."""
 
     def fn(obs: Any) -> torch.Tensor:
-        dist = policy.get_distribution(obs).distribution
+        dist = get_policy().get_distribution(obs).distribution
         parts = dist if isinstance(dist, list | tuple) else [dist]
         outs = []
         for d in parts:
@@ -329,9 +329,9 @@ class ContinualCallback(BaseCallback):
             cls = REGULARISERS[spec] if isinstance(spec, str) else spec
             if issubclass(cls, OnlineEWC | MAS):
                 self._check_feedforward(cls.kind)
-                kwargs["fn"] = (_policy_loglik if issubclass(cls, OnlineEWC) else _policy_output)(
-                    policy
-                )
+                # Looked up at call time: the policy object changes after PPO.load.
+                make_fn = _policy_loglik if issubclass(cls, OnlineEWC) else _policy_output
+                kwargs["fn"] = make_fn(lambda: self.model.policy)
                 kwargs.setdefault("chunk_size", 32 if issubclass(cls, OnlineEWC) else 1)
             return cls(policy, optimizer, **kwargs)
         reg = spec(policy, optimizer)

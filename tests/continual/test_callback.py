@@ -248,7 +248,7 @@ def test_shift_actions():
 
 
 @pytest.mark.parametrize("method", ["ewc", "mas"])
-def test_data_based_importance_on_ppo(method):
+def test_data_based_importance_on_ppo(method, tmp_path):
     model = make_model("ppo")
     cb = ContinualCallback(
         method, trigger="interval", trigger_kwargs={"n_steps": 128}, n_estimate_samples=64
@@ -256,6 +256,17 @@ def test_data_based_importance_on_ppo(method):
     model.learn(384, callback=cb)
     assert cb.regulariser.n_consolidations >= 2
     assert cb.regulariser.stats()["omega_mean/actor"] > 0
+    # After a reload the estimate must use the new policy object.
+    model.save(tmp_path / "m.zip")
+    reloaded = PPO.load(tmp_path / "m.zip", env=make_vec_env("Pendulum-v1", n_envs=2, seed=1))
+    reloaded.learn(128, callback=cb, reset_num_timesteps=False)
+    with torch.no_grad():
+        reloaded.policy.action_net.bias.add_(1.0)  # only the new policy sees this
+    obs = torch.zeros(4, 3)
+    if method == "mas":
+        expected = reloaded.policy.get_distribution(obs).distribution.mean
+        torch.testing.assert_close(cb.regulariser.fn(obs), expected)
+    assert cb.regulariser.params[0] is reloaded.policy.get_parameter(cb.regulariser.names[0])
 
 
 def test_ewc_on_recurrent_policy_is_refused_clearly():

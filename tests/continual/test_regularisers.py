@@ -257,7 +257,7 @@ def test_parameter_without_gradient_is_not_integrated():
 def test_state_bytes_constant_in_consolidations(cls, dtype):
     model = make_model(0, torch.float32)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    kwargs = {} if cls in (SI, L2) else {"fn": model}
+    kwargs = {} if cls in (SI, L2) else {"fn": model, "chunk_size": 8}
     reg = cls(model, opt, storage_dtype=dtype, **kwargs)
     x = torch.randn(16, 3)
     unit = reg.param_bytes()

@@ -15,9 +15,11 @@ Examples::
     # own search space: KEY=log:LOW:HIGH | float:LOW:HIGH | int:LOW:HIGH | choice:A,B,...
     python tune.py continual=si_plateau --param continual.c=log:0.01:10 --param seed=choice:0,1
 
-Objective (maximised): ``average_performance - average_forgetting`` of the run's final
-evaluation, i.e. the final success averaged over tasks minus how much was lost of what each task
-had reached at the end of its own training window (see :func:`continual.report.objective`).
+Objective (maximised, ``--objective``): by default ``average_performance``, the final success
+averaged over tasks. It counts a forgotten task as a failure and a blocked task too, so it
+rewards learning every task and keeping it. ``success_minus_forgetting`` (final success minus
+average forgetting) is available, but ranks a run that never learns above one that learns each
+task and then forgets; any other number in metrics.json can be named as well.
 After each periodic evaluation the trial reports ``eval/avg_success`` at that env step, and the
 pruner (median rule by default) stops trials that are worse than the median of earlier trials
 at the same step.
@@ -52,7 +54,7 @@ from typing import Any
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
-from continual.report import objective as study_objective
+from continual.report import success_minus_forgetting
 
 ROOT = Path(__file__).resolve().parent
 
@@ -62,6 +64,31 @@ RunFn = Callable[..., dict[str, Any]]
 OnEval = Callable[[int, dict[str, float]], None]
 
 REPORT_KEY = "eval/avg_success"
+DEFAULT_OBJECTIVE = "average_performance"
+
+
+def objective_value(metrics: dict[str, Any], name: str) -> float:
+    """The value of objective ``name`` for one run's metrics (the metrics.json record).
+
+    ``"success_minus_forgetting"`` is computed; any other name is a number of the record.
+
+    Raises:
+        ValueError: the record has no finite number under ``name``; lists the numbers it has.
+    """
+    if name == "success_minus_forgetting":
+        value = success_minus_forgetting(metrics)
+    else:
+        v = metrics.get(name)
+        value = float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else math.nan
+    if not math.isfinite(value):
+        numbers = sorted(
+            k for k, v in metrics.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+        )
+        raise ValueError(
+            f"objective {name!r} is not a finite number in the run's metrics "
+            f"(got {metrics.get(name)!r}); numbers there: {numbers}"
+        )
+    return value
 
 
 # ---------------------------------------------------------------------------------------------
@@ -207,9 +234,8 @@ class App:
     config_dir: Path
     config_name: str
     run: RunFn
-    hydra_task: bool = False
-    """``run`` is a ``@hydra.main`` function: it reads HydraConfig and its run dir comes from a
-    ``run_dir=`` override; it reports no intermediate evaluations."""
+    takes_overrides: bool = False
+    """``run`` accepts ``overrides=`` (recorded in metrics.json)."""
 
 
 def load_app(
@@ -232,10 +258,6 @@ def load_app(
         sys.path.insert(0, str(ROOT))
     module = importlib.import_module(module_name)
     run = getattr(module, func_name, None)
-    hydra_task = False
-    if run is None and entry == "train:run" and callable(getattr(module, "main", None)):
-        # A train.py without run(): drive its @hydra.main entry with a composed config.
-        run, hydra_task = _adapt_hydra_main(module.main), True
     if not callable(run):
         raise ValueError(
             f"--app {entry!r}: {module_name} has no callable {func_name}(cfg, output_dir=..., "
@@ -244,22 +266,19 @@ def load_app(
     default_dir = getattr(module, "CONFIG_DIR", ROOT / "configs")
     cdir = Path(config_dir) if config_dir else Path(default_dir)
     cname = config_name or getattr(module, "CONFIG_NAME", "config")
-    return App(config_dir=cdir.resolve(), config_name=cname, run=run, hydra_task=hydra_task)
+    import inspect
+
+    try:
+        takes_overrides = "overrides" in inspect.signature(run).parameters
+    except (TypeError, ValueError):
+        takes_overrides = False
+    return App(
+        config_dir=cdir.resolve(), config_name=cname, run=run, takes_overrides=takes_overrides
+    )
 
 
-def _adapt_hydra_main(main: Callable[..., Any]) -> RunFn:
-    def run(cfg: DictConfig, output_dir: Path, on_eval: OnEval | None = None) -> dict[str, Any]:
-        main(cfg)  # @hydra.main hands a given config straight to the task function
-        return json.loads((Path(output_dir) / "metrics.json").read_text())
-
-    return run
-
-
-def compose(app: App, overrides: Sequence[str], set_hydra_config: bool = False) -> DictConfig:
+def compose(app: App, overrides: Sequence[str]) -> DictConfig:
     """Compose the training config with ``overrides``, exactly as ``train.py`` would.
-
-    ``set_hydra_config``: also make the composed Hydra config current (``HydraConfig.get()``),
-    as a Hydra job sees it.
 
     Raises Hydra's own errors (unknown config group option, unknown key, bad type), whose
     messages name the override.
@@ -267,21 +286,10 @@ def compose(app: App, overrides: Sequence[str], set_hydra_config: bool = False) 
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from hydra.core.hydra_config import HydraConfig
-    from omegaconf import open_dict
 
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(app.config_dir), version_base="1.3", job_name="tune"):
-        cfg = hydra_compose(
-            config_name=app.config_name,
-            overrides=list(overrides),
-            return_hydra_config=set_hydra_config,
-        )
-    if set_hydra_config:
-        HydraConfig.instance().set_config(cfg)
-        with open_dict(cfg):
-            del cfg["hydra"]
-    return cfg
+        return hydra_compose(config_name=app.config_name, overrides=list(overrides))
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -315,6 +323,7 @@ def make_objective(
     space: Sequence[Param],
     out_dir: Path,
     log: Callable[[str], None] = print,
+    objective_name: str = DEFAULT_OBJECTIVE,
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective: one training run per trial, pruned on ``eval/avg_success``."""
 
@@ -327,10 +336,7 @@ def make_objective(
         log(f"[trial {trial.number}] {' '.join(sampled)}")
         t0 = time.perf_counter()
         try:
-            if app.hydra_task:
-                cfg = compose(app, [*overrides, f"run_dir={trial_dir}"], set_hydra_config=True)
-            else:
-                cfg = compose(app, overrides)
+            cfg = compose(app, overrides)
             _write_hydra_dir(trial_dir, cfg, overrides)
 
             def on_eval(step: int, scalars: dict[str, float]) -> None:
@@ -344,9 +350,12 @@ def make_objective(
                         f"{REPORT_KEY}={value:.3f} is below the median of earlier trials"
                     )
 
-            metrics = app.run(cfg, output_dir=trial_dir, on_eval=on_eval)
+            extra = {"overrides": list(overrides)} if app.takes_overrides else {}
+            metrics = app.run(cfg, output_dir=trial_dir, on_eval=on_eval, **extra)
         except optuna.TrialPruned as e:
             log(f"[trial {trial.number}] {e}")
+            trial_dir.mkdir(parents=True, exist_ok=True)
+            (trial_dir / "pruned.txt").write_text(f"{e}\n")
             raise
         except Exception as e:
             msg = f"{type(e).__name__}: {e}"
@@ -360,17 +369,17 @@ def make_objective(
                 f"    overrides: {' '.join(overrides)}\n    traceback: {trial_dir / 'error.txt'}"
             )
             raise
-        value = study_objective(metrics)
-        for key in ("average_performance", "average_forgetting"):
+        for key in ("average_performance", "average_forgetting", "average_plasticity"):
             v = metrics.get(key)
             if isinstance(v, (int, float)):
                 trial.set_user_attr(key, float(v))
         trial.set_user_attr("wall_time_s", round(time.perf_counter() - t0, 2))
-        if not math.isfinite(value):
-            raise ValueError(
-                f"trial {trial.number}: objective is not finite ({value}); metrics lack "
-                "'average_performance'"
-            )
+        try:
+            value = objective_value(metrics, objective_name)
+        except ValueError as e:
+            trial.set_user_attr("error", f"ValueError: {e}")
+            log(f"[trial {trial.number}] FAILED: {e}")
+            raise
         log(f"[trial {trial.number}] objective {value:.4f}")
         return value
 
@@ -414,6 +423,7 @@ def tune(
     pruner_startup_trials: int = 5,
     pruner_warmup_steps: int = 0,
     fail_fast: bool = False,
+    objective: str = DEFAULT_OBJECTIVE,
     app: App | None = None,
     log: Callable[[str], None] = print,
 ) -> TuneResult:
@@ -459,6 +469,13 @@ def tune(
         load_if_exists=True,
     )
     previous = len(study.get_trials(deepcopy=False))
+    recorded = study.user_attrs.get("objective")
+    if recorded is not None and recorded != objective:
+        raise ValueError(
+            f"study '{study_name}' maximises {recorded!r}; this run asks for {objective!r}. "
+            "Values of different objectives cannot be compared: use another --study-name."
+        )
+    study.set_user_attr("objective", objective)
     # A seeded sampler restarted on a continued study would draw the trials it drew before;
     # offsetting by the study's size keeps a rerun reproducible without repeating itself.
     smp_seed = None if seed is None else seed + previous
@@ -485,7 +502,7 @@ def tune(
             )
         )
     study.optimize(
-        make_objective(app, overrides, space, out, log),
+        make_objective(app, overrides, space, out, log, objective),
         n_trials=n_trials,
         timeout=timeout,
         catch=() if fail_fast else (Exception,),
@@ -511,7 +528,7 @@ def _write_summary(study: optuna.Study, out: Path, best: list[str] | None) -> No
         )
     summary = {
         "study_name": study.study_name,
-        "objective": "average_performance - average_forgetting (maximised)",
+        "objective": f"{study.user_attrs.get('objective', DEFAULT_OBJECTIVE)} (maximised)",
         "counts": _counts(study),
         "best": None
         if best is None
@@ -531,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python tune.py",
         description="Tune c (or the adaptive target), xi and the learning rate with Optuna. "
         "Positional arguments are Hydra overrides of train.py's config, applied to every "
-        "trial. Objective: final average success minus forgetting (maximised).",
+        "trial. Objective: final average success (maximised), see --objective.",
     )
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. continual=si_plateau")
     parser.add_argument("--n-trials", type=int, default=20, help="trials run by this process")
@@ -572,6 +589,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--pruner-warmup-steps", type=int, default=0, help="env steps before pruning may act"
     )
+    parser.add_argument(
+        "--objective",
+        default=DEFAULT_OBJECTIVE,
+        help="maximised: average_performance (final success averaged over tasks, default), "
+        "success_minus_forgetting, or any number of metrics.json",
+    )
     parser.add_argument("--fail-fast", action="store_true", help="stop at the first failing trial")
     parser.add_argument(
         "--app",
@@ -601,6 +624,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             pruner_startup_trials=args.pruner_startup_trials,
             pruner_warmup_steps=args.pruner_warmup_steps,
             fail_fast=args.fail_fast,
+            objective=args.objective,
             app=app,
         )
     except Exception as e:
@@ -626,7 +650,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     best = study.best_trial
     extra = ", ".join(
         f"{k} {best.user_attrs[k]:.3f}"
-        for k in ("average_performance", "average_forgetting")
+        for k in ("average_performance", "average_forgetting", "average_plasticity")
         if k in best.user_attrs
     )
     print(

@@ -67,7 +67,15 @@ SCHEMA_FIELDS: dict[str, str] = {
 DEFAULT_METRICS: dict[str, str] = {
     "average_performance": "final avg success",
     "average_forgetting": "forgetting",
-    "objective": "objective",
+    "average_plasticity": "plasticity",
+}
+
+#: Display names of further metrics (any number of metrics.json can be tabulated).
+METRIC_NAMES: dict[str, str] = {
+    **DEFAULT_METRICS,
+    "forward_transfer": "forward transfer",
+    "success_minus_forgetting": "success - forgetting",
+    "average_auc": "AUC",
 }
 
 #: Overrides that never define a setting: the seed pools, the method has its own column, and
@@ -75,11 +83,13 @@ DEFAULT_METRICS: dict[str, str] = {
 _NON_SETTING_KEYS = ("seed", "continual", "hydra", "output_dir", "run_dir", "resume")
 
 
-def objective(metrics: dict[str, Any]) -> float:
-    """The tuning objective: final average success minus average forgetting (higher is better).
+def success_minus_forgetting(metrics: dict[str, Any]) -> float:
+    """Final average success minus average forgetting.
 
-    Rewards learning every task and keeping it. A missing ``forgetting`` counts as 0, so a
-    single-task run scores its final success. NaN when ``average_performance`` is missing.
+    A missing ``forgetting`` counts as 0, so a single-task run scores its final success. NaN
+    when ``average_performance`` is missing. Note that it ranks a run that never learns (0)
+    above one that learns each task and forgets the earlier ones (negative); final average
+    success alone already counts forgotten tasks as failures.
     """
     avg = _as_float(metrics.get("average_performance"))
     forg = _as_float(metrics.get("average_forgetting", metrics.get("forgetting")))
@@ -114,9 +124,9 @@ class LoadResult:
 
     runs: list[RunRecord]
     skipped: list[tuple[Path, str]]
-    missing: list[Path]
-    """Hydra job directories (they hold ``.hydra/``) without a ``metrics.json``: failed or
-    unfinished runs."""
+    missing: list[tuple[Path, str]]
+    """Hydra job directories (they hold ``.hydra/``) without a ``metrics.json``, and why:
+    failed, pruned or unfinished runs."""
     common: list[str] = field(default_factory=list)
     """Overrides shared by all runs (e.g. a shortened schedule): left out of the settings."""
 
@@ -291,7 +301,7 @@ def load_run(path: str | Path) -> RunRecord:
         metrics["average_forgetting"] = metrics["forgetting"]
     if "average_performance" not in metrics and success.size:
         metrics["average_performance"] = float(success[-1].mean())
-    metrics["objective"] = objective(metrics)
+    metrics["success_minus_forgetting"] = success_minus_forgetting(metrics)
 
     setting, base = _setting(overrides, strength_name)
     return RunRecord(
@@ -324,6 +334,17 @@ def find_metrics_files(roots: Iterable[str | Path]) -> list[Path]:
     return sorted(set(found))
 
 
+def _missing_reason(job: Path) -> str:
+    """Why a job directory has no metrics.json, from the notes tune.py leaves (pruned.txt,
+    error.txt); else 'failed or unfinished'."""
+    for name, what in (("pruned.txt", "pruned"), ("error.txt", "failed")):
+        note = job / name
+        if note.is_file():
+            lines = [ln for ln in note.read_text().splitlines() if ln.strip()]
+            return f"{what}: {lines[-1].strip()}" if lines else what
+    return "failed or unfinished"
+
+
 def load_runs(roots: Iterable[str | Path]) -> LoadResult:
     """Read every run under ``roots``; unreadable files are skipped and listed, not fatal.
 
@@ -351,7 +372,7 @@ def load_runs(roots: Iterable[str | Path]) -> LoadResult:
         for hydra_dir in sorted(root.rglob(".hydra")):
             job = hydra_dir.parent
             if job.resolve() not in have and not (job / METRICS_FILE).exists():
-                missing.append(job)
+                missing.append((job, _missing_reason(job)))
     return LoadResult(runs=runs, skipped=skipped, missing=missing, common=common)
 
 
@@ -734,7 +755,7 @@ class Report:
     summary: Any
     n_runs: int
     skipped: list[tuple[Path, str]]
-    missing: list[Path]
+    missing: list[tuple[Path, str]]
 
 
 def write_report(
@@ -751,8 +772,8 @@ def write_report(
     Args:
         roots: directories (or metrics.json files) to read.
         out_dir: where to write; default ``<roots[0]>/report``.
-        metrics: metric keys for the table; default final average success, forgetting and the
-            tuning objective, plus ``forward_transfer`` when any run has it.
+        metrics: metric keys for the table; default final average success, forgetting and
+            plasticity (when the runs have them), plus ``forward_transfer`` when any run has it.
         confidence: mass of the bootstrap intervals.
         n_boot: bootstrap resamples.
         tol: absolute tolerance for the near-best strength range.
@@ -773,12 +794,14 @@ def write_report(
     out = Path(out_dir) if out_dir is not None else roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
 
-    names = dict(DEFAULT_METRICS)
+    names = dict(METRIC_NAMES)
     if metrics is None:
-        metrics = list(DEFAULT_METRICS)
-        if any(not math.isnan(r.metrics.get("forward_transfer", math.nan)) for r in runs):
-            metrics.append("forward_transfer")
-            names["forward_transfer"] = "forward transfer"
+        metrics = [
+            m
+            for m in [*DEFAULT_METRICS, "forward_transfer"]
+            if m == "average_performance"
+            or any(not math.isnan(r.metrics.get(m, math.nan)) for r in runs)
+        ]
     metrics = list(metrics)
     summary = summarize(runs, metrics, confidence, n_boot)
     summary_csv = out / "summary.csv"
@@ -805,7 +828,9 @@ def write_report(
         f"{len(runs)} runs in {len(groups)} groups (method x setting), read from "
         + ", ".join(f"`{r}`" for r in roots)
         + f". Cells: mean over seeds [{pct}% percentile-bootstrap interval of the mean, "
-        f"{n_boot} resamples]. Objective = final average success - forgetting.",
+        f"{n_boot} resamples]. Final avg success: mean over tasks of the success at the end; "
+        "forgetting: mean over tasks of (success at the end of the task's own training window "
+        "- final success); plasticity: mean of the success at the end of each own window.",
         "",
         *(
             ["Overrides common to all runs: " + " ".join(f"`{o}`" for o in loaded.common), ""]
@@ -844,7 +869,7 @@ def write_report(
     if loaded.skipped or loaded.missing:
         md += ["", "## Not included", ""]
         md += [f"- `{p}`: {why}" for p, why in loaded.skipped]
-        md += [f"- `{p}`: no {METRICS_FILE} (failed or unfinished)" for p in loaded.missing]
+        md += [f"- `{p}`: no {METRICS_FILE} ({why})" for p, why in loaded.missing]
     markdown = out / "report.md"
     markdown.write_text("\n".join(md) + "\n")
     return Report(
@@ -894,8 +919,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     for path, why in report.skipped:
         print(f"warning: skipped {path}: {why}", file=sys.stderr)
-    for path in report.missing:
-        print(f"warning: {path} has no {METRICS_FILE} (failed or unfinished run)", file=sys.stderr)
+    for path, why in report.missing:
+        print(f"warning: {path} has no {METRICS_FILE} ({why})", file=sys.stderr)
     print(report.markdown.read_text())
     print(
         f"wrote {report.markdown} ({report.n_runs} runs; plots: "

@@ -88,24 +88,31 @@ def test_bootstrap_ci_brackets_the_mean_and_is_reproducible() -> None:
         rep.bootstrap_ci(vals, 1.5)
 
 
-def test_objective_is_success_minus_forgetting() -> None:
-    assert rep.objective({"average_performance": 0.7, "average_forgetting": 0.2}) == (
-        pytest.approx(0.5)
+def test_success_minus_forgetting() -> None:
+    assert rep.success_minus_forgetting(
+        {"average_performance": 0.7, "average_forgetting": 0.2}
+    ) == (pytest.approx(0.5))
+    assert (
+        rep.success_minus_forgetting({"average_performance": 0.7, "average_forgetting": None})
+        == 0.7
     )
-    assert rep.objective({"average_performance": 0.7, "average_forgetting": None}) == 0.7
-    assert rep.objective({"average_performance": 0.7, "forgetting": 0.1}) == pytest.approx(0.6)
-    assert math.isnan(rep.objective({}))
+    assert rep.success_minus_forgetting(
+        {"average_performance": 0.7, "forgetting": 0.1}
+    ) == pytest.approx(0.6)
+    assert math.isnan(rep.success_minus_forgetting({}))
 
 
 def test_summary_groups_by_method_and_setting(study: Path) -> None:
     loaded = rep.load_runs([study])
     assert len(loaded.runs) == 14 and not loaded.skipped and not loaded.missing
-    df = rep.summarize(loaded.runs, ["average_performance", "average_forgetting", "objective"])
+    df = rep.summarize(
+        loaded.runs, ["average_performance", "average_forgetting", "success_minus_forgetting"]
+    )
     ft = df[df.method == "finetune"].iloc[0]
     assert ft.n_runs == 3 and ft.seeds == "0 1 2" and ft.setting == ""
     assert ft.average_performance == pytest.approx(0.2)
     assert ft.average_forgetting == pytest.approx(0.8)
-    assert ft.objective == pytest.approx(-0.6)
+    assert ft.success_minus_forgetting == pytest.approx(-0.6)
     assert ft.average_performance_lo <= 0.2 <= ft.average_performance_hi
     # each strength is its own setting, seeds pooled
     si = df[df.method == "si"]
@@ -136,7 +143,8 @@ def test_write_report_table_plots_and_markdown(study: Path, tmp_path: Path) -> N
     for p in r.plots.values():
         assert p.read_bytes()[:8] == PNG_MAGIC and p.stat().st_size > 5000
     md = r.markdown.read_text()
-    assert "| method | setting | runs | final avg success | forgetting | objective |" in md
+    # plasticity is not in these files: no column for it
+    assert "| method | setting | runs | final avg success | forgetting |\n" in md
     assert "| finetune |  | 3 | 0.200 [" in md
     assert "| si_plateau |  | 3 | 0.700 [" in md
     assert "`continual.c=0.1`" in md
@@ -151,7 +159,9 @@ def test_write_report_table_plots_and_markdown(study: Path, tmp_path: Path) -> N
     import pandas as pd
 
     summary = pd.read_csv(r.summary_csv)
-    assert len(summary) == 2 + 4 and {"average_performance_lo", "objective_hi"} <= set(summary)
+    assert len(summary) == 2 + 4 and {"average_performance_lo", "average_forgetting_hi"} <= set(
+        summary
+    )
     runs = pd.read_csv(r.runs_csv)
     assert len(runs) == 14 and set(runs.method) == {"finetune", "si_plateau", "si"}
 
@@ -186,7 +196,7 @@ def test_nested_metrics_object(tmp_path: Path) -> None:
         )
     )
     run = rep.load_run(d)
-    assert run.metrics["objective"] == pytest.approx(0.3)
+    assert run.metrics["success_minus_forgetting"] == pytest.approx(0.3)
 
 
 def test_matrix_from_csv_next_to_metrics(tmp_path: Path) -> None:
@@ -212,7 +222,7 @@ def test_matrix_from_csv_next_to_metrics(tmp_path: Path) -> None:
     assert run.tasks == ["B", "A"]
     assert run.eval_steps.tolist() == [0, 500, 1000]
     assert run.success[:, 0].tolist() == [0, 1, 0.5]
-    assert run.metrics["objective"] == 0.5
+    assert run.metrics["success_minus_forgetting"] == 0.5
 
 
 def test_partial_and_broken_runs_are_listed_not_fatal(study: Path, tmp_path: Path) -> None:
@@ -228,7 +238,7 @@ def test_partial_and_broken_runs_are_listed_not_fatal(study: Path, tmp_path: Pat
     assert set(skipped) == {"99", "101"}
     assert "cannot read metrics" in skipped["99"]
     assert "'tasks' has 1 names but 'success_matrix' has 2 columns" in skipped["101"]
-    assert [p.name for p in r.missing] == ["100"]
+    assert [(p.name, why) for p, why in r.missing] == [("100", "failed or unfinished")]
     md = r.markdown.read_text()
     assert "## Not included" in md and "no metrics.json (failed or unfinished)" in md
 
@@ -240,7 +250,8 @@ def test_cli(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert (tmp_path / "cli" / "report.md").is_file()
     # default output dir is inside the study
     assert rep.main([str(study), "--n-boot", "50", "--metrics", "average_performance"]) == 0
-    assert "objective" not in (study / "report" / "report.md").read_text().split("\n")[4]
+    md = (study / "report" / "report.md").read_text()
+    assert "| method | setting | runs | final avg success |\n" in md
 
 
 def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -79,9 +79,9 @@ def test_study_records_objective_and_continues(app: tune.App, tmp_path: Path) ->
     assert [t.number for t in trials] == [0, 1, 2] and all(t.state == DONE for t in trials)
     for t in trials:
         c = float(t.params["continual.c"])
-        # the objective is final success minus forgetting, of the run's own metrics.json
+        # the objective is the final average success of the run's own metrics.json
         m = json.loads((tmp_path / f"trial_{t.number:04d}" / "metrics.json").read_text())
-        assert t.value == pytest.approx(m["average_performance"] - m["average_forgetting"])
+        assert t.value == m["average_performance"]
         assert f"continual.c={c:.6g}" in t.user_attrs["overrides"]
         assert t.user_attrs["overrides"][0] == "seed=3"
         assert (tmp_path / f"trial_{t.number:04d}" / ".hydra" / "overrides.yaml").is_file()
@@ -100,6 +100,24 @@ def test_study_records_objective_and_continues(app: tune.App, tmp_path: Path) ->
     # every trial has its own c, xi and lr: the strength curve pools them as points
     assert "sensitivity" in rep.plots
     assert "| si (c) | all settings pooled | 5 |" in rep.markdown.read_text()
+
+
+def test_objective_choice(app: tune.App, tmp_path: Path) -> None:
+    kw = dict(out_dir=tmp_path, app=app, log=lambda _: None, params=["continual.c=log:0.1:10"])
+    r = tune.tune([], n_trials=1, study_name="smf", objective="success_minus_forgetting", **kw)
+    t = r.study.trials[0]
+    assert t.value == pytest.approx(
+        t.user_attrs["average_performance"] - t.user_attrs["average_forgetting"]
+    )
+    # a study keeps its objective: values of different objectives do not compare
+    with pytest.raises(ValueError, match="maximises 'success_minus_forgetting'"):
+        tune.tune([], n_trials=1, study_name="smf", **kw)
+    # an objective the runs do not report fails each trial, naming what there is
+    r = tune.tune([], n_trials=1, study_name="x", objective="average_nope", **kw)
+    t = r.study.trials[0]
+    assert t.state == FAIL
+    assert "objective 'average_nope' is not a finite number" in t.user_attrs["error"]
+    assert "'average_performance'" in t.user_attrs["error"]
 
 
 def test_sqlite_url_storage(app: tune.App, tmp_path: Path) -> None:
@@ -121,6 +139,9 @@ def test_median_pruner_stops_a_worse_trial(app: tune.App, tmp_path: Path) -> Non
     # pruned at the first evaluation, so the run stopped early
     assert [t.last_step for t in r.study.get_trials()] == [400, 100, 100]
     assert not (tmp_path / "trial_0001" / "metrics.json").exists()
+    # the report lists pruned and failed trials with the reason tune.py left
+    missing = dict(report.load_runs([tmp_path]).missing)
+    assert missing[tmp_path / "trial_0001"].startswith("pruned: trial 1 pruned at step 100")
 
 
 def test_failing_trial_is_named_and_the_study_goes_on(
@@ -140,6 +161,9 @@ def test_failing_trial_is_named_and_the_study_goes_on(
     for t in failed:
         assert f"trial {t['number']} failed: RuntimeError: loss became NaN" in stdout
         assert (out / f"trial_{t['number']:04d}" / "error.txt").is_file()
+    missing = dict(report.load_runs([out]).missing)
+    assert all(why.startswith("failed: RuntimeError: loss became NaN") for why in missing.values())
+    assert len(missing) == len(failed)
     assert "best overrides, ready to paste:\n  python train.py fail_above=1 continual.c=" in (
         stdout
     )

@@ -2,28 +2,37 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+# `make run` needs the package alone; `make test` adds the test tools and the Ray launcher
+# (the Ray multirun test runs in CI). Each stamp re-installs when the packaging files change.
+RUN_STAMP  := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
 .PHONY: run test lint bench setup clean
 
-$(STAMP): pyproject.toml constraints.txt
+$(PY):
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $(STAMP)
 
-setup: $(STAMP)
+$(RUN_STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e .
+	touch $@
 
-run: $(STAMP)
+$(TEST_STAMP): pyproject.toml constraints.txt | $(PY)
+	$(PIP) -e '.[dev,ray]'
+	touch $@
+
+setup: $(TEST_STAMP)
+
+run: $(RUN_STAMP)
 	$(PY) train.py $(ARGS)
 
-test: $(STAMP)
+test: $(TEST_STAMP)
 	$(PY) -m pytest -m "not slow" $(ARGS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_env.py
 	$(PY) benchmarks/bench_si_overhead.py
 

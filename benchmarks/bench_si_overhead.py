@@ -1,0 +1,210 @@
+"""What SI costs: wall time of PPO with and without ContinualCallback(SI), the hook work per
+optimizer step, memory against naive per-task storage, and torch 1 vs 2 threads.
+
+    python benchmarks/bench_si_overhead.py            # about 3–4 minutes on 2 cores
+    python benchmarks/bench_si_overhead.py --quick    # smoke run
+
+Wall time: PPO ``learn`` on a vectorised gymnasium env (MlpPolicy, n_steps=512, SB3 defaults
+otherwise), same steps and seed, runs interleaved A B A B … in one process so drift in machine
+load hits both arms alike; the ratio of each pair's times, then its median. The process's CPU
+time is reported next to it: on a shared machine it is the steadier measure. The SI arm (the
+callback's defaults: SI on the actor) consolidates at the first rollout end, before any
+training, so the penalty gradient is active in every step: the worst case. Target: median
+ratio ≤ 1.05. Per optimizer step, micro-benchmarks use CPU time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.env_util import make_vec_env
+
+from continual import SI, ContinualCallback
+
+
+def timed_learn(
+    env_id: str, n_envs: int, steps: int, seed: int, with_si: bool
+) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of this process) of one ``learn``."""
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    model = PPO("MlpPolicy", env, seed=seed, n_steps=512, verbose=0)
+    cb = None
+    if with_si:
+        every = model.n_steps * n_envs
+        cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": every})
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.learn(steps, callback=cb)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    if cb is not None:
+        assert cb.n_consolidations >= 1 and cb.regulariser is not None
+    env.close()
+    return wall, cpu
+
+
+def wall_time(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
+    timed_learn(env_id, n_envs, steps // 4, 0, True)  # warm-up: imports, allocator
+    walls, cpus = [], []
+    for r in range(repeats):
+        (base_w, base_c), (si_w, si_c) = (
+            timed_learn(env_id, n_envs, steps, r, False),
+            timed_learn(env_id, n_envs, steps, r, True),
+        )
+        walls.append(si_w / base_w)
+        cpus.append(si_c / base_c)
+        print(
+            f"  repeat {r}: PPO {base_w:6.2f} s ({base_c:6.2f} s CPU)   "
+            f"PPO+SI {si_w:6.2f} s ({si_c:6.2f} s CPU)   ratio {walls[-1]:.3f} ({cpus[-1]:.3f})"
+        )
+    print(
+        f"median ratio PPO+SI / PPO: wall time {statistics.median(walls):.3f} "
+        f"(min {min(walls):.3f}, max {max(walls):.3f}), CPU time {statistics.median(cpus):.3f} "
+        f"(min {min(cpus):.3f}, max {max(cpus):.3f}); target <= 1.05"
+    )
+
+
+def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
+    """Per optimizer step: the full PPO-like update with and without SI, and the hook work
+    alone (gradient hooks, step pre- and post-hook called directly)."""
+    env = gym.make(env_id)
+    model = PPO("MlpPolicy", make_vec_env(env_id, n_envs=1), seed=0)
+    policy, opt = model.policy, model.policy.optimizer
+    obs = torch.as_tensor(np.stack([env.observation_space.sample() for _ in range(64)]))
+    actions = torch.as_tensor(np.stack([env.action_space.sample() for _ in range(64)]))
+
+    def update() -> None:
+        values, log_prob, entropy = policy.evaluate_actions(obs, actions)
+        loss = -(log_prob.mean()) + 0.5 * values.pow(2).mean() - 0.01 * entropy.mean()
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(policy.parameters(), 0.5)
+        opt.step()
+
+    def per_block(fn, n: int) -> float:
+        start = time.process_time()
+        for _ in range(n):
+            fn()
+        return (time.process_time() - start) / n * 1e6
+
+    def per_step(fn, n: int) -> float:
+        for _ in range(50):
+            fn()
+        best = float("inf")
+        for _ in range(5):  # best of 5 blocks: the least disturbed measurement
+            start = time.process_time()
+            for _ in range(n):
+                fn()
+            best = min(best, (time.process_time() - start) / n)
+        return best * 1e6
+
+    # The callback's default selection: the actor (policy network and action head).
+    si = SI(policy, opt, c=1.0, select="actor", exclude=("log_std",))
+    update()
+    si.consolidate()  # penalty active from here: the costly case
+    # Alternate blocks with the hooks detached and attached, so load drift hits both alike.
+    plain_blocks, si_blocks = [], []
+    for _ in range(50):
+        update()
+    block = max(n_steps // 10, 10)
+    for _ in range(20):
+        si.detach()
+        plain_blocks.append(per_block(update, block))
+        si.attach()
+        si_blocks.append(per_block(update, block))
+    plain, with_si = statistics.median(plain_blocks), statistics.median(si_blocks)
+    diffs = statistics.median(b - a for a, b in zip(plain_blocks, si_blocks, strict=True))
+
+    grads = [torch.randn_like(p) for p in si.params]
+    grad_hooks = [si._make_grad_hook(i) for i in range(len(si.params))]
+
+    def hook_work() -> None:
+        for p in si.params:
+            p.grad = None
+        for h, g in zip(grad_hooks, grads, strict=True):
+            h(g)
+        si._pre_step(opt, (), {})
+        si._post_step(opt, (), {})
+
+    direct = per_step(hook_work, n_steps)
+    n_params = sum(p.numel() for p in si.params)
+    print(
+        f"optimizer step (batch 64; SI on {len(si.params)} actor tensors, {n_params} values): "
+        f"PPO {plain:.0f} us, PPO+SI {with_si:.0f} us (medians of 20 alternating blocks), "
+        f"paired difference {diffs:.0f} us ({diffs / plain:+.1%}); "
+        f"hook work timed directly {direct:.0f} us/step "
+        f"({direct / plain:.1%} of a plain step)"
+    )
+
+
+def memory_table() -> None:
+    """Bytes of SI state against naive storage of one Ω (and θ*) per task."""
+
+    def row(label: str, module: torch.nn.Module) -> None:
+        opt = torch.optim.SGD(module.parameters(), lr=0.1)
+        si = SI(module, opt, attach=False)
+        unit = si.param_bytes()
+        ours = si.state_bytes()
+        cells = []
+        for tasks in (1, 10, 100):
+            naive = (2 * tasks + 2) * unit  # Ω_k and θ*_k per task, plus ω and θ_prev
+            cells.append(f"{tasks:>3} tasks: {ours / 2**20:9.2f} vs {naive / 2**20:10.2f} MiB")
+        bf16 = SI(module, opt, attach=False, storage_dtype=torch.bfloat16).state_bytes()
+        print(
+            f"{label} ({unit / 2**20:.2f} MiB of parameters; SI {ours // unit} buffers, "
+            f"{bf16 / unit:.1f} with bfloat16 Ω, θ*)"
+        )
+        print("    ours (constant) vs naive per task:  " + " | ".join(cells))
+
+    policy = PPO("MlpPolicy", make_vec_env("Pendulum-v1", n_envs=1)).policy
+    row("PPO MlpPolicy [64, 64] on Pendulum", policy)
+    row("Linear 10000 x 5000 (the field report's layer)", torch.nn.Linear(10000, 5000, bias=False))
+
+
+def threads(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
+    times: dict[int, list[float]] = {1: [], 2: []}
+    for r in range(repeats):
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            times[n].append(timed_learn(env_id, n_envs, steps, r, False)[0])
+    torch.set_num_threads(1)
+    one, two = statistics.median(times[1]), statistics.median(times[2])
+    print(
+        f"torch threads, PPO MlpPolicy learn {steps} steps, wall time: 1 thread {one:.2f} s, "
+        f"2 threads {two:.2f} s (2/1 = {two / one:.2f})"
+    )
+
+
+def main() -> None:
+    sys.stdout.reconfigure(line_buffering=True)  # progress shows when redirected to a file
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--env", default="CartPole-v1")
+    parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument("--steps", type=int, default=16384)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it runs")
+    args = parser.parse_args()
+    if args.quick:
+        args.steps, args.repeats = 2048, 1
+    torch.set_num_threads(1)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), env {args.env} "
+        f"x{args.n_envs}, {args.steps} steps per run"
+    )
+    print("\n== wall time, interleaved A B A B ==")
+    wall_time(args.env, args.n_envs, args.steps, args.repeats)
+    print("\n== per optimizer step ==")
+    optimizer_step_overhead(args.env, 200 if args.quick else 1000)
+    print("\n== memory ==")
+    memory_table()
+    print("\n== threads ==")
+    threads(args.env, args.n_envs, args.steps // 2, max(1, args.repeats // 2 + 1))
+
+
+if __name__ == "__main__":
+    main()

@@ -55,6 +55,11 @@ parameter (``BUFFERS`` on each class; :meth:`QuadraticRegulariser.state_bytes`):
   live only for that call.
 - ``storage_dtype=torch.bfloat16`` stores Ω and θ* in bfloat16 (half their bytes); ω and the
   scratch stay in the parameter dtype because they accumulate small differences.
+
+Limitations: every extra backward pass through the parameters (``torch.autograd.grad`` included)
+goes through the hooks unless it runs inside :meth:`QuadraticRegulariser.hooks_disabled`. With
+a ``torch.amp.GradScaler`` the hook sees scaled gradients, so SI's path integral and the penalty
+would be off by the scale factor: not supported.
 """
 
 from __future__ import annotations

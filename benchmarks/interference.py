@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from stable_baselines3 import PPO
 
+from continual.evaluation import evaluate_episodes
 from envs import DEFAULT_TASKS, NavVecEnv, StreamSpec, make_eval_envs, make_vec_env
 
 N_ENVS, N_STEPS = 16, 128
@@ -50,20 +51,8 @@ def new_model(env: NavVecEnv, seed: int) -> PPO:
 
 
 def success_rate(model: PPO, env: NavVecEnv, n_episodes: int) -> float:
-    """Deterministic success over n_episodes, the same number of episodes from every env
-    (taking the first finished ones would favour short, successful episodes)."""
-    per_env = -(-n_episodes // env.num_envs)
-    counts = np.zeros(env.num_envs, dtype=int)
-    successes: list[bool] = []
-    obs = env.reset()
-    while (counts < per_env).any():
-        actions, _ = model.predict(obs, deterministic=True)
-        obs, _, dones, infos = env.step(actions)
-        for i in np.flatnonzero(dones):
-            if counts[i] < per_env:
-                counts[i] += 1
-                successes.append(bool(infos[i]["is_success"]))
-    return float(np.mean(successes))
+    """Deterministic success over n_episodes, spread evenly over the envs."""
+    return evaluate_episodes(model, env, n_episodes, deterministic=True)["success"]
 
 
 def run_seed(seed: int, tasks: Sequence[str], steps_a: int, steps_b: int, steps_joint: int,

@@ -51,6 +51,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from continual import ContinualCallback
+from continual.evaluation import evaluate_episodes
 from envs import DEFAULT_TASKS, NavVecEnv, StreamSpec, WorldConfig, make_eval_envs, make_vec_env
 from envs.tasks import TASKS
 
@@ -141,22 +142,9 @@ def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def evaluate(model: PPO, env: NavVecEnv, n_episodes: int) -> tuple[float, float]:
     """Deterministic success rate and mean progress (1 - final/initial goal distance) over
-    n_episodes, the same number from every env (taking the first finished ones would favour
-    short, successful episodes)."""
-    per_env = -(-n_episodes // env.num_envs)
-    counts = np.zeros(env.num_envs, dtype=int)
-    succ: list[float] = []
-    prog: list[float] = []
-    obs = env.reset()
-    while (counts < per_env).any():
-        actions, _ = model.predict(obs, deterministic=True)
-        obs, _, dones, infos = env.step(actions)
-        for i in np.flatnonzero(dones):
-            if counts[i] < per_env:
-                counts[i] += 1
-                succ.append(float(infos[i]["is_success"]))
-                prog.append(float(infos[i]["progress"]))
-    return float(np.mean(succ)), float(np.mean(prog))
+    n_episodes, spread evenly over the envs."""
+    out = evaluate_episodes(model, env, n_episodes, deterministic=True)
+    return out["success"], out["progress"]
 
 
 def policy_state(model: PPO) -> dict[str, torch.Tensor]:

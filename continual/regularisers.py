@@ -330,6 +330,9 @@ class QuadraticRegulariser:
             for i in idx:
                 self._group_of[i] = gi
         self._log_ratio_ema = torch.tensor(float("nan"), device=device)
+        # Detached aliases of the parameters, made once: they share storage, see every in-place
+        # update, and keep the per-step ops out of autograd without a no_grad context.
+        self._detached = [p.detach() for p in self.params]
         self._update_coefs()
         self._fired = [False] * len(self.params)
         self._not_fired = [False] * len(self.params)
@@ -380,9 +383,13 @@ class QuadraticRegulariser:
         return self.needs_task_grad or self.adaptive_target is not None
 
     def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
-        param, importance, anchor = self.params[i], self._importance[i], self._anchor[i]
+        # Everything the hook touches is bound here once: it runs for every parameter at every
+        # backward, so it does no attribute lookups beyond the two flags that can change.
+        param, theta = self.params[i], self._detached[i]
+        importance, anchor = self._importance[i], self._anchor[i]
         capture, adaptive = self._capture, self.adaptive_target is not None
-        fired, task_grad, alpha = self._fired, self._task_grad, self._alpha
+        fired, task_grad, alpha, c_t = self._fired, self._task_grad, self._alpha, self._c_t
+        sub, addcmul = torch.sub, torch.addcmul
 
         def hook(grad: torch.Tensor) -> torch.Tensor | None:
             if not self._hooks_enabled:
@@ -400,27 +407,29 @@ class QuadraticRegulariser:
             if not self.n_consolidations:  # nothing consolidated: no penalty yet
                 return None
             # g_task + 2·c_g · Ω ⊙ (θ − θ*), a new tensor that becomes p.grad.
-            diff = param.detach() - anchor
+            diff = sub(theta, anchor)
             if adaptive:
-                diff.mul_(self._c_t)  # c lives on the device in adaptive mode
-            return torch.addcmul(grad, importance, diff, value=alpha[i])
+                diff.mul_(c_t)  # c lives on the device in adaptive mode
+            return addcmul(grad, importance, diff, value=alpha[i])
 
         return hook
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        # Only detached parameter aliases and buffers: no autograd, no no_grad context needed.
         if self._hooks_enabled:
-            with torch.no_grad():
-                self._before_step()
+            self._before_step()
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._hooks_enabled:
             return
-        idx = None if all(self._fired) else [i for i, f in enumerate(self._fired) if f]
+        fired = self._fired
+        idx = None if all(fired) else [i for i, f in enumerate(fired) if f]
+        # no_grad: a backward with create_graph=True hands the hooks gradients with a graph.
         with torch.no_grad():
             self._after_step(idx)
             if self.adaptive_target is not None and self.n_consolidations:
                 self._adapt(idx)
-        self._fired[:] = self._not_fired
+        fired[:] = self._not_fired
         self._task_grad[:] = self._no_grad
 
     def _before_step(self) -> None:
@@ -457,7 +466,7 @@ class QuadraticRegulariser:
         if not grads:
             return
         g_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
-        pen = torch._foreach_sub([p.detach() for p in self.params], self._anchor)
+        pen = torch._foreach_sub(self._detached, self._anchor)
         torch._foreach_mul_(pen, self._importance)
         norms = torch.stack(torch._foreach_norm(pen)) * self._alpha_t * self._c_t
         p_norm = torch.linalg.vector_norm(norms)
@@ -480,7 +489,7 @@ class QuadraticRegulariser:
         total = 0.0
         for gi, c_g in enumerate(self.effective_c().values()):
             for i in self._group_idx[gi]:
-                d = self.params[i].detach() - self._anchor[i]
+                d = self._detached[i] - self._anchor[i]
                 total += c_g * float((self._importance[i] * d * d).sum(dtype=torch.float64))
         return total
 
@@ -716,11 +725,11 @@ class SI(QuadraticRegulariser):
         self._omega = self._zeros()  # ω: running path integral since the last consolidation
 
     def _before_step(self) -> None:
-        torch._foreach_copy_(self._scratch, self.params)  # θ_before
+        torch._foreach_copy_(self._scratch, self._detached)  # θ_before
 
     def _after_step(self, idx: list[int] | None) -> None:
         # scratch ← θ_before − θ_after = −Δθ;   ω ← ω + g ⊙ (−Δθ)
-        torch._foreach_sub_(self._scratch, self.params)
+        torch._foreach_sub_(self._scratch, self._detached)
         if idx is None:
             torch._foreach_addcmul_(self._omega, self._task_grad, self._scratch)
         elif idx:
@@ -730,7 +739,7 @@ class SI(QuadraticRegulariser):
             )
 
     def _new_importance(self) -> list[torch.Tensor]:
-        denom = torch._foreach_sub([p.detach() for p in self.params], self._anchor)
+        denom = torch._foreach_sub(self._detached, self._anchor)
         torch._foreach_mul_(denom, denom)
         torch._foreach_add_(denom, self.xi)
         return torch._foreach_div(self._omega, denom)

@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+from envs.coerce import coerce
 
 ARENA: float = 1.0
 """Half-width of the square arena [-ARENA, ARENA]^2."""
@@ -82,16 +84,8 @@ class Landmark:
     @classmethod
     def from_any(cls, obj: Landmark | Mapping[str, Any] | Sequence[Any]) -> Landmark:
         """Build from a Landmark, a mapping of its fields, or a sequence (x, y, radius, ...)."""
-        if isinstance(obj, Landmark):
-            return obj
-        if isinstance(obj, Mapping):
-            known = {f.name for f in fields(cls)}
-            unknown = set(obj) - known
-            if unknown:
-                raise ValueError(
-                    f"unknown Landmark field(s) {sorted(unknown)}; allowed: {sorted(known)}"
-                )
-            return cls(**dict(obj))
+        if isinstance(obj, Landmark | Mapping):
+            return coerce(cls, obj, "Landmark")
         return cls(*obj)
 
 
@@ -174,17 +168,9 @@ class TaskSpec:
     @classmethod
     def from_any(cls, obj: TaskSpec | Mapping[str, Any]) -> TaskSpec:
         """Build from a TaskSpec or a mapping of its fields (e.g. a Hydra config node)."""
-        if isinstance(obj, TaskSpec):
-            return obj
-        if not isinstance(obj, Mapping):
-            raise ValueError(f"a task must be a TaskSpec or a mapping, got {type(obj).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = set(obj) - known
-        if unknown:
-            raise ValueError(
-                f"unknown TaskSpec field(s) {sorted(unknown)}; allowed: {sorted(known)}"
-            )
-        return cls(**dict(obj))
+        if obj is None:
+            raise ValueError("TaskSpec must be a TaskSpec or a mapping, got NoneType")
+        return coerce(cls, obj, "TaskSpec")
 
 
 GOAL_RING = 0.65

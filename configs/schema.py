@@ -55,7 +55,9 @@ class ContinualConfig:
     adaptive_target: float | None = None  # penalty/task gradient-norm ratio; None: fixed c
     params: Any = "actor"  # which parameters carry importance (name patterns or groups)
     exclude: list[str] = field(default_factory=lambda: ["log_std"])
-    signal: str = "unexplained_variance"
+    # The plateau trigger's signal; "negative_return" comes with its tuned thresholds
+    # (continual.callback.PLATEAU_DEFAULTS), which trigger_kwargs override key by key.
+    signal: str = "negative_return"
     trigger_kwargs: dict[str, Any] = field(default_factory=dict)
     on_shift: ShiftActions | None = field(default_factory=ShiftActions)
     n_estimate_samples: int = 1024

@@ -199,6 +199,16 @@ class PlateauTrigger:
     Every comparison is between ratios of the signal to itself, so multiplying the signal by a
     positive constant gives identical events.
 
+    **Scale.** With ``scale="mean"`` the spread, slope and peak floor are relative to the
+    plateau's own mean |μ|, which suits a positive loss that falls towards a small plateau
+    (1 − explained variance). With ``scale="range"`` they are relative to the range
+    max − min of every value seen so far, which is also invariant to adding a constant and so
+    suits a signal whose plateau can sit at or across zero, such as the negative episode return.
+    ``min_recovery`` (a fraction of the scale) is Aljundi et al.'s "peak, *then* plateau": a
+    window only counts as a plateau once it lies that far below the highest value since the last
+    shift. On the return signal this keeps the flat stretch of failed episodes just after a
+    switch (a plateau *at* the peak) from being consolidated as if it were a learned task.
+
     ``min_after_peak`` is what keeps the early dip after a switch from being taken for a plateau:
     with PPO on navigation, 1 − explained variance jumps 50–130× for one rollout at a switch, dips
     for ~10 rollouts, bumps again when the new goal is first found (12–20 rollouts in) and settles
@@ -212,7 +222,8 @@ class PlateauTrigger:
 
     :param window: number of updates in the plateau window (>= 3).
     :param k: peak threshold in plateau standard deviations (> 0).
-    :param rel_floor: minimum peak height as a fraction of the plateau mean (>= 0).
+    :param rel_floor: minimum peak height above the plateau mean, as a fraction of the scale
+        (>= 0).
     :param peak_window: number of latest values averaged for the peak test (>= 1). Two halves the
         effect of single noisy spikes and still catches a one-rollout jump of ≳3× the threshold
         immediately.
@@ -220,6 +231,9 @@ class PlateauTrigger:
     :param slope_tol: maximum relative change across a plateau window (> 0).
     :param min_after_peak: minimum updates between a peak and the next ``settled`` (>= 0).
     :param min_spacing: minimum updates between two ``settled`` events (>= 1).
+    :param scale: ``"mean"`` | ``"range"``: what the relative tests divide by (see above).
+    :param min_recovery: minimum drop from the peak (the highest value since the last shift, or
+        since the start) to the plateau window's mean, as a fraction of the scale (>= 0; 0: off).
     """
 
     kind = "plateau"
@@ -234,7 +248,11 @@ class PlateauTrigger:
         slope_tol: float = 0.35,
         min_after_peak: int = 20,
         min_spacing: int = 10,
+        scale: str = "mean",
+        min_recovery: float = 0.0,
     ) -> None:
+        if scale not in ("mean", "range"):
+            raise ValueError(f'scale: must be "mean" or "range", got {scale!r}')
         checks = [
             ("window", window >= 3, ">= 3"),
             ("k", k > 0, "> 0"),
@@ -244,6 +262,7 @@ class PlateauTrigger:
             ("slope_tol", slope_tol > 0, "> 0"),
             ("min_after_peak", min_after_peak >= 0, ">= 0"),
             ("min_spacing", min_spacing >= 1, ">= 1"),
+            ("min_recovery", min_recovery >= 0, ">= 0"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -256,6 +275,8 @@ class PlateauTrigger:
         self.slope_tol = float(slope_tol)
         self.min_after_peak = int(min_after_peak)
         self.min_spacing = int(min_spacing)
+        self.scale = scale
+        self.min_recovery = float(min_recovery)
         self.reset()
 
     def reset(self) -> None:
@@ -269,7 +290,14 @@ class PlateauTrigger:
         self.n_updates = 0
         self.n_shifts = 0
         self.n_settled = 0
+        self.lowest = math.inf  # over every value seen: the "range" scale
+        self.highest = -math.inf
+        self.peak = -math.inf  # highest value since the last shift (or the start)
         self._last: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+
+    def _scale(self, mean: float) -> float:
+        """What relative quantities divide by: |mean|, or the range of all values seen."""
+        return abs(mean) if self.scale == "mean" else self.highest - self.lowest
 
     @property
     def threshold(self) -> float:
@@ -277,15 +305,19 @@ class PlateauTrigger:
         if not self.settled:
             return math.nan
         return self.plateau_mean + max(
-            self.k * self.plateau_std, self.rel_floor * abs(self.plateau_mean)
+            self.k * self.plateau_std, self.rel_floor * self._scale(self.plateau_mean)
         )
 
     def _flat(self) -> tuple[bool, float, float, float]:
         mean, std, slope = _mean_std_slope(list(self._values)[-self.window :])
-        scale = abs(mean) if mean != 0 else math.inf
+        scale = self._scale(mean)
+        if scale == 0:
+            self._last = (mean, math.inf, math.inf)
+            return False, mean, std, math.inf
         spread, rel_slope = std / scale, abs(slope) * (self.window - 1) / scale
+        recovered = not self.min_recovery or self.peak - mean >= self.min_recovery * scale
         self._last = (mean, spread, rel_slope)
-        ok = mean != 0 and spread < self.spread_tol and rel_slope < self.slope_tol
+        ok = recovered and spread < self.spread_tol and rel_slope < self.slope_tol
         return ok, mean, std, spread
 
     def update(self, signal: float, num_timesteps: int = 0, infos: Infos = None) -> TriggerEvent:
@@ -296,12 +328,15 @@ class PlateauTrigger:
         self.since_peak += 1
         self.since_consolidation += 1
         self._values.append(signal)
+        self.lowest, self.highest = min(self.lowest, signal), max(self.highest, signal)
+        self.peak = max(self.peak, signal)
 
         if self.settled:
             recent = list(self._values)[-self.peak_window :]
             if len(recent) == self.peak_window and math.fsum(recent) / len(recent) > self.threshold:
                 self.settled = False
                 self.since_peak = 0
+                self.peak = max(recent)
                 self.n_shifts += 1
                 return TriggerEvent(shift=True)
             # Slow drift moves the reference along (exponentially weighted mean and variance).
@@ -351,6 +386,8 @@ class PlateauTrigger:
                 "slope_tol": self.slope_tol,
                 "min_after_peak": self.min_after_peak,
                 "min_spacing": self.min_spacing,
+                "scale": self.scale,
+                "min_recovery": self.min_recovery,
             },
             "values": list(self._values),
             "settled": self.settled,
@@ -361,6 +398,9 @@ class PlateauTrigger:
             "n_updates": self.n_updates,
             "n_shifts": self.n_shifts,
             "n_settled": self.n_settled,
+            "lowest": self.lowest,
+            "highest": self.highest,
+            "peak": self.peak,
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -372,6 +412,11 @@ class PlateauTrigger:
             setattr(self, key, int(state[key]))
         self.plateau_mean = float(state["plateau_mean"])
         self.plateau_std = float(state["plateau_std"])
+        # Absent from states saved before the range scale existed: rebuilt from the window.
+        values = list(self._values) or [math.nan]
+        self.lowest = float(state.get("lowest", min(values)))
+        self.highest = float(state.get("highest", max(values)))
+        self.peak = float(state.get("peak", max(values)))
 
 
 _TRIGGERS: dict[str, type] = {

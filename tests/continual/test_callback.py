@@ -16,7 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from continual import SI, ContinualCallback, TriggerEvent
-from continual.callback import unexplained_variance
+from continual.callback import SIGNALS, unexplained_variance
 
 
 def make_model(algo: str, env_id: str = "Pendulum-v1", seed: int = 0, **kwargs):
@@ -179,7 +179,7 @@ def test_tensorboard_scalars(tmp_path):
     tags = set(acc.Tags()["scalars"])
     for tag in (
         "continual/penalty",
-        "continual/signal/unexplained_variance",
+        "continual/signal/negative_return",
         "continual/consolidations",
         "continual/c/actor",
         "continual/omega_mean/actor",
@@ -300,3 +300,18 @@ def test_constructor_validation():
     with pytest.raises(ValueError, match="signal"):
         ContinualCallback("si", signal="loss")
     assert isinstance(ContinualCallback(SI).config, dict)
+
+
+def test_negative_return_signal_is_sb3_episode_return_and_brings_its_thresholds():
+    model = make_model("ppo", "CartPole-v1")
+    cb = ContinualCallback("si", trigger="plateau", trigger_kwargs={"k": 5.0})
+    assert cb.signal_name == "negative_return"
+    assert cb.trigger.scale == "range" and cb.trigger.min_recovery > 0  # the signal's defaults
+    assert cb.trigger.k == 5.0  # the user's key wins
+    assert ContinualCallback("si", signal="unexplained_variance").trigger.scale == "mean"
+    model.learn(256, callback=cb)
+    # CartPole's return is the episode length: the signal is minus SB3's rollout/ep_rew_mean.
+    expected = -np.mean([ep["r"] for ep in model.ep_info_buffer])
+    assert cb.last_signal == pytest.approx(expected) and cb.last_signal < 0
+    model.ep_info_buffer.clear()
+    assert math.isnan(SIGNALS["negative_return"](model))

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from continual import BoundaryTrigger, IntervalTrigger, NeverTrigger, PlateauTrigger
+from continual.callback import PLATEAU_DEFAULTS
 from continual.triggers import make_trigger
 
 PHASE = 60  # updates (rollouts) per task
@@ -170,3 +171,80 @@ def test_interval_boundary_never():
         assert clone.state_dict() == trig.state_dict()
     with pytest.raises(ValueError, match="trigger"):
         make_trigger("sometimes")
+
+
+# --- The negative-return signal with its range-scaled defaults ------------------------------
+
+RETURN_PHASE = 24  # updates per task, as in stream=standard
+
+
+def return_phase(rng: np.random.Generator, first: bool) -> np.ndarray:
+    """Negative mean episode return per update, shaped like the measured ``rollout/ep_rew_mean``
+    traces: failing episodes at +1.3, a learned task at −1.7…−2.1. A switch ramps up over 4
+    updates (blur), stays at the failure level for 6 (the flat stretch the detector must not
+    consolidate), then the new task is learned over 5."""
+    learned = -rng.uniform(1.7, 2.1)
+    x = np.full(RETURN_PHASE, learned)
+    if first:
+        x[:8] = np.linspace(1.3, learned, 8)
+    else:
+        x[:4] = np.linspace(learned + 0.8, 1.3, 4)
+        x[4:10] = 1.3
+        x[10:15] = np.linspace(1.3, learned, 5)
+    return x + 0.06 * rng.standard_normal(RETURN_PHASE)
+
+
+def return_trigger() -> PlateauTrigger:
+    return PlateauTrigger(**PLATEAU_DEFAULTS["negative_return"])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_return_signal_one_shift_per_switch_and_no_plateau_while_failing(seed):
+    rng = np.random.default_rng(seed)
+    signal = np.concatenate([return_phase(rng, k == 0) for k in range(5)])
+    shifts, settles = run(return_trigger(), signal)
+    assert len(shifts) == 4
+    for k, s in enumerate(shifts, start=1):
+        assert RETURN_PHASE * k <= s <= RETURN_PHASE * k + 3  # on the way down
+    assert len(settles) == 5
+    for k, s in enumerate(settles):
+        start = RETURN_PHASE * k
+        # After the new task is learned (update 8 or 15 of the phase), and within the window.
+        learned = start + (8 if k == 0 else 15)
+        assert learned <= s <= learned + 8 + 2, (k, s)
+
+
+def test_range_scale_is_invariant_to_affine_maps():
+    rng = np.random.default_rng(5)
+    signal = np.concatenate([return_phase(rng, k == 0) for k in range(4)])
+    base = run(return_trigger(), signal)
+    assert base[0] and base[1]
+    assert run(return_trigger(), 250.0 * signal - 40.0) == base
+    assert run(return_trigger(), 1e-3 * signal + 7.0) == base
+
+
+def test_min_recovery_keeps_a_plateau_at_the_peak_from_settling():
+    rng = np.random.default_rng(2)
+    # A task never learned after the switch: the signal stays at its post-switch peak.
+    first = return_phase(rng, first=True)
+    stuck = 1.3 + 0.06 * rng.standard_normal(60)
+    shifts, settles = run(return_trigger(), np.concatenate([first, stuck]))
+    assert shifts and len(settles) == 1 and settles[0] < RETURN_PHASE
+    # Without the recovery test the flat failure stretch is consolidated.
+    loose = PlateauTrigger(**{**PLATEAU_DEFAULTS["negative_return"], "min_recovery": 0.0})
+    assert len(run(loose, np.concatenate([first, stuck]))[1]) == 2
+
+
+def test_return_defaults_ignore_stationary_noise():
+    rng = np.random.default_rng(9)
+    learned = np.linspace(1.3, -1.9, 8)
+    noise = -1.9 + 0.06 * rng.standard_normal(5000)
+    shifts, settles = run(return_trigger(), np.concatenate([learned, noise]))
+    assert shifts == [] and len(settles) == 1
+
+
+def test_plateau_scale_validation():
+    with pytest.raises(ValueError, match="scale"):
+        PlateauTrigger(scale="median")
+    with pytest.raises(ValueError, match="min_recovery"):
+        PlateauTrigger(min_recovery=-0.1)

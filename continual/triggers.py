@@ -192,9 +192,10 @@ class PlateauTrigger:
       values exceeds μ_p + max(k·σ_p, rel_floor·|μ_p|). The relative floor keeps a
       near-noiseless plateau from turning tiny wiggles into peaks, and noise spikes (a mean of
       two values at 3× the plateau mean is ~5 standard deviations out for 30% log-normal
-      noise). While settled, the reference follows the signal as an exponentially weighted
-      mean and variance with rate 1/(4·window): slow drift moves it along and does not count as
-      a shift, while a change within a few windows (a switch, even a blurred one) does.
+      noise). While settled, μ_p follows the signal as an exponentially weighted mean, at rate
+      1/window when the signal is below it (learning still improves) and 1/(4·window) above:
+      slow drift moves it along and does not count as a shift, while a change within a few
+      windows (a switch, even a blurred one) does. σ_p stays that of the settled window.
 
     Every comparison is between ratios of the signal to itself, so multiplying the signal by a
     positive constant gives identical events.
@@ -339,12 +340,12 @@ class PlateauTrigger:
                 self.peak = max(recent)
                 self.n_shifts += 1
                 return TriggerEvent(shift=True)
-            # Slow drift moves the reference along (exponentially weighted mean and variance).
-            alpha = 1.0 / (4 * self.window)
-            delta = signal - self.plateau_mean
-            self.plateau_mean += alpha * delta
-            var = (1 - alpha) * (self.plateau_std**2 + alpha * delta * delta)
-            self.plateau_std = math.sqrt(var)
+            # The reference level follows improvements at rate 1/window and worsening at
+            # 1/(4·window), so slow drift moves it along while a blurred switch's ramp barely
+            # does; the noise scale stays that of the flat window it settled on (a ramp would
+            # inflate it and hide the switch).
+            rate = 1.0 if signal < self.plateau_mean else 0.25
+            self.plateau_mean += rate / self.window * (signal - self.plateau_mean)
             return NO_EVENT
 
         if len(self._values) < self.window:

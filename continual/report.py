@@ -9,6 +9,7 @@ Usage::
 
     python -m continual.report multirun/2026-01-01/12-00-00            # writes <dir>/report/
     python -m continual.report runs/study_a runs/study_b --out docs/results
+    python -m continual.report runs/strength_* --near-best 0.9   # width within 90% of the best
 
 Outputs (in ``--out``, default ``<first dir>/report``):
 
@@ -19,7 +20,13 @@ Outputs (in ``--out``, default ``<first dir>/report``):
 - ``methods.png``: method comparison bars with the intervals;
 - ``curves.png``: success per task against env steps, mean over seeds with its interval band;
 - ``sensitivity.png``: final average success against the strength (c or the adaptive target),
-  when the runs have one.
+  when the runs have one; report.md gives each line's near-best range and its width in decades
+  (absolute rule ``--tol``, or relative ``--near-best FRAC``: mean >= FRAC x the best);
+- ``heatmap.png``: mean final average success over (second swept key, strength), e.g.
+  learning rate x c, when one method's runs cross the two (:func:`heatmaps`);
+- ``detector.csv``: detector quality of task-free triggers (``--detector-triggers``, default
+  ``plateau``) against the stream's true switches, per setting (:func:`detector_quality`).
+  Reads the run's ``config.yaml`` and its TensorBoard files (``tb/``).
 
 A run's *setting* is its Hydra overrides minus the seed and the method choice, so that seeds
 pool and everything else that was swept separates. The fields read from ``metrics.json`` are
@@ -58,6 +65,10 @@ SCHEMA_FIELDS: dict[str, str] = {
     "average_forgetting": "mean over tasks of (success at the end of the own window - final "
     "success), as continual.metrics.summarize computes it; `forgetting` is read as an alias",
     "forward_transfer": "optional scalar",
+    "run.num_timesteps": "env steps trained (detector table: switches after it are dropped)",
+    "run.consolidation_steps": "optional list of env steps of the consolidations (detector "
+    "table; without it they are read from the TensorBoard files)",
+    "run.shift_steps": "optional list of env steps of the detected shifts (likewise)",
     "<any other top-level number>": "usable as a table metric (--metrics)",
 }
 """Scalars may also sit in a nested ``"metrics"`` object (e.g. the output of
@@ -521,6 +532,100 @@ def mean_curves(
     return out
 
 
+@dataclass(frozen=True)
+class NearBestRule:
+    """Which strengths count as near the best: give exactly one of
+
+    - ``tol``: absolute, a mean within ``tol`` (units of the metric) of the best mean;
+    - ``frac``: relative, a mean of at least ``frac`` x the best mean, in (0, 1] (the study's
+      width uses 0.9). Undefined when the best mean is <= 0.
+    """
+
+    tol: float | None = None
+    frac: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.tol is None) == (self.frac is None):
+            raise ValueError(
+                "near-best rule: give exactly one of tol (absolute) or frac (relative), "
+                f"got tol={self.tol}, frac={self.frac}"
+            )
+        if self.tol is not None and not self.tol >= 0:
+            raise ValueError(f"near-best tol must be >= 0, got {self.tol}")
+        if self.frac is not None and not 0 < self.frac <= 1:
+            raise ValueError(f"near-best fraction must be in (0, 1], got {self.frac}")
+
+    @property
+    def relative(self) -> bool:
+        return self.frac is not None
+
+    def threshold(self, best: float) -> float:
+        """Lowest mean that counts as near-best; NaN when ``best`` is NaN, or <= 0 under the
+        relative rule (a fraction of a non-positive best means nothing)."""
+        if math.isnan(best):
+            return math.nan
+        if self.frac is None:
+            return best - float(self.tol or 0.0)
+        return self.frac * best if best > 0 else math.nan
+
+    def describe(self) -> str:
+        """The rule in words, for table captions: '>= 0.9 x the best mean' or 'within 0.05 of
+        the best mean'."""
+        if self.frac is None:
+            return f"within {self.tol:g} of the best mean (absolute rule, `--tol {self.tol:g}`)"
+        return f">= {self.frac:g} x the best mean (relative rule, `--near-best {self.frac:g}`)"
+
+
+def near_best_range(
+    strengths: Sequence[float] | np.ndarray,
+    mean: Sequence[float] | np.ndarray,
+    rule: NearBestRule,
+) -> tuple[float, float, float]:
+    """The contiguous range of strengths around the best mean whose means pass ``rule``.
+
+    Args:
+        strengths: strength values, any order (sorted here), shape (n,).
+        mean: mean metric per strength, shape (n,); a NaN mean fails the rule, so it ends the
+            range.
+        rule: absolute or relative near-best rule.
+
+    Returns:
+        (low, high, decades), with ``decades = log10(high / low)``: the *width* in decades of
+        strength. A single point gives (x, x, 0). NaN for all three when no mean is finite or
+        the rule is undefined (relative rule with best <= 0); ``decades`` is NaN when
+        low <= 0.
+
+    Raises:
+        ValueError: ``strengths`` and ``mean`` differ in length.
+    """
+    x = np.asarray(strengths, dtype=float)
+    y = np.asarray(mean, dtype=float)
+    if x.shape != y.shape or x.ndim != 1:
+        raise ValueError(
+            f"near_best_range: strengths {x.shape} and mean {y.shape} must be 1-D of one length"
+        )
+    nan3 = (math.nan, math.nan, math.nan)
+    if not np.isfinite(y).any():
+        return nan3
+    order = np.argsort(x, kind="stable")
+    x, y = x[order], y[order]
+    best = int(np.nanargmax(y))
+    threshold = rule.threshold(float(y[best]))
+    if math.isnan(threshold):
+        return nan3
+    with np.errstate(invalid="ignore"):
+        ok = y >= threshold  # NaN compares False
+    ok[best] = True
+    i = j = best
+    while i > 0 and ok[i - 1]:
+        i -= 1
+    while j < len(ok) - 1 and ok[j + 1]:
+        j += 1
+    low, high = float(x[i]), float(x[j])
+    decades = math.log10(high / low) if low > 0 else math.nan
+    return low, high, decades
+
+
 @dataclass
 class SensitivityLine:
     """Final performance against strength for one (method, base setting)."""
@@ -537,20 +642,13 @@ class SensitivityLine:
     """True when runs of different settings were pooled (e.g. a tuning study, where every
     trial has its own learning rate): points, not a curve."""
 
-    def near_best_range(self, tol: float) -> tuple[float, float, float]:
-        """(low, high, decades): the contiguous strength range around the best mean whose mean
-        stays within ``tol`` (absolute) of the best. ``decades`` = log10(high / low), NaN when
-        low <= 0."""
-        best = int(np.nanargmax(self.mean))
-        ok = self.mean >= self.mean[best] - tol
-        i = j = best
-        while i > 0 and ok[i - 1]:
-            i -= 1
-        while j < len(ok) - 1 and ok[j + 1]:
-            j += 1
-        low, high = float(self.strengths[i]), float(self.strengths[j])
-        decades = math.log10(high / low) if low > 0 else math.nan
-        return low, high, decades
+    def near_best_range(
+        self, tol: float | None = None, *, frac: float | None = None
+    ) -> tuple[float, float, float]:
+        """(low, high, decades) of the contiguous strength range around the best mean that
+        stays within ``tol`` (absolute, in units of the metric) of the best, or, with ``frac``,
+        at or above ``frac`` x the best (relative). See :func:`near_best_range`."""
+        return near_best_range(self.strengths, self.mean, NearBestRule(tol=tol, frac=frac))
 
 
 def sensitivity(
@@ -600,6 +698,627 @@ def _sensitivity_lines(
             )
         )
     return lines
+
+
+# ---------------------------------------------------------------------------------------------
+# Run configs (config.yaml next to metrics.json)
+
+#: Config entries that do not change what a run learns: ignored when deciding whether runs
+#: from different sweeps share a setting (the heatmap's cells).
+_BOOKKEEPING_KEYS = (
+    "seed",
+    "run_dir",
+    "resume",
+    "progress_bar",
+    "checkpoint_freq",
+    "eval.figure_every",
+    "agent.verbose",
+    "agent.device",
+    "agent.torch_threads",
+)
+_BOOKKEEPING_PREFIXES = ("debug.",)
+
+#: Override keys that choose a launch preset, not a value: never a heatmap axis.
+_PRESET_KEYS = ("sweep",)
+
+
+def run_config(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's resolved config: ``config.yaml`` (written by train.py), else Hydra's
+    ``.hydra/config.yaml``; None when neither exists.
+
+    Raises:
+        ValueError: the file exists but is not a YAML mapping; the message names it.
+    """
+    run_dir = Path(run_dir)
+    for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
+        if path.is_file():
+            try:
+                cfg = _read_yaml(path)
+            except Exception as e:  # omegaconf raises several types for bad YAML
+                raise ValueError(f"{path}: cannot read config ({e})") from e
+            if not isinstance(cfg, dict):
+                raise ValueError(f"{path}: expected a mapping, got {type(cfg).__name__}")
+            return cfg
+    return None
+
+
+def _config_or_none(run_dir: Path) -> dict[str, Any] | None:
+    """:func:`run_config`, with an unreadable file treated as absent."""
+    try:
+        return run_config(run_dir)
+    except ValueError:
+        return None
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as ``a.b.c`` keys; lists stay values (as JSON text, so hashable)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    key = prefix[:-1]
+    return {key: json.dumps(node, sort_keys=True) if isinstance(node, list) else node}
+
+
+def _parse_value(text: Any) -> float | str:
+    """An override or config value as a float when it is a number, else as text."""
+    if isinstance(text, bool) or text is None:
+        return str(text)
+    try:
+        return float(text)
+    except (TypeError, ValueError):
+        return str(text)
+
+
+def _fmt_axis(v: float | str) -> str:
+    """Tick label of a swept value: 3e-4 rather than 0.0003, 10 rather than 10.0."""
+    if isinstance(v, str):
+        return v
+    if v != 0 and (abs(v) < 1e-2 or abs(v) >= 1e4):
+        mantissa, exp = f"{v:.2e}".split("e")
+        mantissa = mantissa.rstrip("0").rstrip(".")
+        return f"{mantissa}e{int(exp)}"
+    return f"{v:g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Heatmap: a second swept key against the strength
+
+
+@dataclass
+class Heatmap:
+    """Mean of a metric over a grid of (value of ``axis_key``, strength), for one method and
+    one setting of everything else. Rows: ``axis_values``; columns: ``strengths``."""
+
+    method: str
+    setting: str
+    """The other overrides of the map's runs (several, separated by '; ', when runs of
+    different sweeps share one resolved config)."""
+    strength_name: str
+    axis_key: str
+    strengths: np.ndarray
+    axis_values: list[float | str]
+    mean: np.ndarray
+    """Shape (n_rows, n_cols); NaN where no run."""
+    n_runs: np.ndarray
+    """Shape (n_rows, n_cols): runs (seeds) with a finite value per cell."""
+
+
+def _fingerprint(cfg: dict[str, Any], drop: Iterable[str]) -> tuple[tuple[str, str], ...]:
+    """The resolved config minus bookkeeping and the ``drop`` keys (and their sub-keys)."""
+    dropped = (*_BOOKKEEPING_KEYS, *drop)
+    items = []
+    for key, value in _flatten(cfg).items():
+        if key in dropped or key.startswith(_BOOKKEEPING_PREFIXES):
+            continue
+        if any(key.startswith(f"{d}.") for d in dropped):
+            continue
+        items.append((key, repr(value)))
+    return tuple(sorted(items))
+
+
+def _axis_candidates(items: Sequence[dict[str, str]], skip: set[str]) -> list[str]:
+    """Override keys with at least two values among the runs; ``agent.learning_rate`` first."""
+    keys: set[str] = set()
+    for it in items:
+        keys.update(it)
+    varying = [
+        k
+        for k in keys - skip - set(_PRESET_KEYS)
+        if len({_parse_value(it.get(k)) for it in items}) > 1
+    ]
+    return sorted(varying, key=lambda k: (k != "agent.learning_rate", k))
+
+
+def _sort_values(values: Iterable[float | str]) -> list[float | str]:
+    """Numbers ascending, then text."""
+    uniq = set(values)
+    nums = sorted(v for v in uniq if isinstance(v, float))
+    return [*nums, *sorted(str(v) for v in uniq if not isinstance(v, float))]
+
+
+def _crossed_maps(
+    method: str,
+    sname: str,
+    axis: str,
+    runs: Sequence[tuple[RunRecord, dict[str, str], dict[str, Any] | None]],
+    use_configs: bool,
+    metric: str,
+) -> list[tuple[Heatmap, list[RunRecord]]]:
+    """The crossed maps of ``axis`` x strength among ``runs`` (run, its setting overrides as
+    key -> value, its config), each with the runs it holds."""
+    strength_keys = {k for _, it, _ in runs for k in it if k.rsplit(".", 1)[-1] == sname}
+    cells: dict[Any, dict[tuple[float | str, float], list[RunRecord]]] = {}
+    labels: dict[Any, set[str]] = {}
+    for r, it, cfg in runs:
+        flat = None if cfg is None else _flatten(cfg)
+        if axis in it:
+            value = _parse_value(it[axis])
+        elif flat is not None and axis in flat:
+            value = _parse_value(flat[axis])
+        else:
+            value = "default"
+        rest = sorted(f"{k}={v}" for k, v in it.items() if k not in strength_keys | {axis})
+        key: Any = (
+            _fingerprint(cfg or {}, [axis, f"continual.{sname}"]) if use_configs else tuple(rest)
+        )
+        strength = math.nan if r.strength is None else float(r.strength)
+        cells.setdefault(key, {}).setdefault((value, strength), []).append(r)
+        labels.setdefault(key, set()).add(" ".join(rest))
+    out = []
+    for key, cell in cells.items():
+        per_value: dict[float | str, set[float]] = {}
+        for v, s in cell:
+            per_value.setdefault(v, set()).add(s)
+        if sum(len(s) >= 2 for s in per_value.values()) < 2:
+            continue
+        rows = _sort_values(per_value)
+        cols = sorted({s for _, s in cell})
+        mean = np.full((len(rows), len(cols)), np.nan)
+        count = np.zeros((len(rows), len(cols)), dtype=int)
+        for (v, s), members in cell.items():
+            finite = [x for x in (m.metrics.get(metric, math.nan) for m in members) if x == x]
+            i, j = rows.index(v), cols.index(s)
+            count[i, j] = len(finite)
+            if finite:
+                mean[i, j] = float(np.mean(finite))
+        heatmap = Heatmap(
+            method=method,
+            setting="; ".join(sorted(labels[key])),
+            strength_name=sname,
+            axis_key=axis,
+            strengths=np.array(cols),
+            axis_values=rows,
+            mean=mean,
+            n_runs=count,
+        )
+        out.append((heatmap, [m for members in cell.values() for m in members]))
+    return out
+
+
+def heatmaps(runs: Sequence[RunRecord], metric: str = "average_performance") -> list[Heatmap]:
+    """Grids of ``metric`` over (second swept key, strength), one per method and setting.
+
+    For each method whose runs have a strength, every other override key that takes several
+    values is a candidate axis, ``agent.learning_rate`` first, then by name (launch presets
+    such as ``sweep=`` never). Runs share a map when everything else is the same: their
+    resolved configs (``config.yaml``) agree apart from the axis, the strength, the seed and
+    bookkeeping, or, when a run has no config, their other overrides agree. A run that does
+    not override the axis key gets its value from its config (e.g. a strength sweep at the
+    default learning rate), else the value ``default``. A map is kept when it is crossed: at
+    least two axis values were each run at two or more strengths. Each run lands in at most
+    one map: the first axis that puts it into a crossed map (so a lr x c x n_envs grid gives
+    lr x c maps, one per n_envs).
+
+    Returns:
+        The maps, by method, then axis and setting. Cell means ignore NaN metrics.
+    """
+    all_items = [set(_setting_items(r.overrides)) for r in runs]
+    common = set.intersection(*all_items) if all_items else set()
+    families: dict[tuple[str, str], list[RunRecord]] = {}
+    for r in runs:
+        if r.strength is not None:
+            families.setdefault((r.method, r.strength_name or "strength"), []).append(r)
+
+    maps: list[Heatmap] = []
+    for (method, sname), group in sorted(families.items()):
+        entries = [
+            (
+                r,
+                {
+                    _override_key(o): o.split("=", 1)[1] if "=" in o else ""
+                    for o in _setting_items(r.overrides)
+                    if o not in common
+                },
+                _config_or_none(r.path),
+            )
+            for r in group
+        ]
+        use_configs = all(cfg is not None for _, _, cfg in entries)
+        strength_keys = {k for _, it, _ in entries for k in it if k.rsplit(".", 1)[-1] == sname}
+        left = entries
+        for axis in _axis_candidates([it for _, it, _ in entries], strength_keys):
+            found = _crossed_maps(method, sname, axis, left, use_configs, metric)
+            used = {id(r) for _, members in found for r in members}
+            maps.extend(sorted((m for m, _ in found), key=lambda m: m.setting))
+            left = [e for e in left if id(e[0]) not in used]
+    return maps
+
+
+# ---------------------------------------------------------------------------------------------
+# Detector quality: task-free trigger events against the stream's true switches
+
+#: TensorBoard scalars logged once per rollout by ContinualCallback, 1 at an event.
+EVENT_TAGS: dict[str, str] = {
+    "settled": "continual/event_settled",
+    "shift": "continual/event_shift",
+}
+#: Cumulative counters logged next to them; their increments are the events too (fallback).
+COUNTER_TAGS: dict[str, str] = {
+    "settled": "continual/consolidations",
+    "shift": "continual/shifts",
+}
+#: Optional ``run`` fields of metrics.json with the event steps; read before TensorBoard.
+EVENT_FIELDS: dict[str, str] = {
+    "settled": "consolidation_steps",
+    "shift": "shift_steps",
+}
+
+
+@dataclass
+class RunEvents:
+    """When a run consolidated (``settled``) and detected a shift, in env steps (ascending)."""
+
+    settled: np.ndarray
+    shift: np.ndarray
+    source: str
+    """Where they were read: ``metrics.json``, or ``tensorboard`` (event or counter scalars)."""
+
+
+@dataclass
+class StreamTruth:
+    """The true task switches of a run's stream, in env steps."""
+
+    boundaries: np.ndarray
+    """Switch steps: the schedule's phase ends, i.e. the middle of each blur window."""
+    phase_lengths: np.ndarray
+    """Length of the phase that starts at each boundary (cut at ``end``)."""
+    blur: float
+    """Width of the transition window centred on each boundary."""
+    end: float
+    """Env steps the run trained for."""
+
+    @property
+    def n_phases(self) -> int:
+        return len(self.boundaries) + 1
+
+
+@dataclass
+class DetectorScore:
+    """One run's events against the truth. Lags in env steps, NaN where there was none."""
+
+    shift_lags: np.ndarray
+    """Per switch: first shift at or after (boundary - blur/2) and within one phase, minus
+    the boundary; NaN = missed. Negative when detected in the first half of the blur."""
+    consolidation_lags: np.ndarray
+    """Per switch: first consolidation in the same window, minus the boundary."""
+    false_shifts: int
+    """Shifts not within [boundary - blur/2, boundary + phase length/2] of any boundary."""
+    n_consolidations: int
+    n_phases: int
+
+    @property
+    def detected(self) -> float:
+        """Fraction of switches detected (NaN without switches)."""
+        return float(np.mean(~np.isnan(self.shift_lags))) if self.shift_lags.size else math.nan
+
+    @property
+    def consolidated(self) -> float:
+        """Fraction of switches followed by a consolidation within one phase."""
+        lags = self.consolidation_lags
+        return float(np.mean(~np.isnan(lags))) if lags.size else math.nan
+
+    @property
+    def consolidations_per_phase(self) -> float:
+        return self.n_consolidations / self.n_phases
+
+
+def _event_files(run_dir: Path) -> list[Path]:
+    """TensorBoard event files under the run, oldest first (by the time in their names)."""
+
+    def created(p: Path) -> tuple[int, str]:
+        parts = p.name.split(".")
+        stamp = parts[3] if len(parts) > 3 and parts[3].isdigit() else "0"
+        return int(stamp), str(p)
+
+    return sorted(run_dir.rglob("events.out.tfevents.*"), key=created)
+
+
+def _read_scalars(files: Sequence[Path], tags: Iterable[str]) -> dict[str, dict[int, float]]:
+    """tag -> {step: value} over ``files`` in order. A later file (a resumed run) replaces
+    the earlier files' values from its own first step of that tag on, since those were logged
+    after the checkpoint it resumed from."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tags = list(tags)
+    out: dict[str, dict[int, float]] = {t: {} for t in tags}
+    for path in files:
+        acc = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        acc.Reload()
+        have = set(acc.Tags().get("scalars", []))
+        for tag in tags:
+            if tag not in have:
+                continue
+            events = acc.Scalars(tag)
+            if not events:
+                continue
+            first = min(e.step for e in events)
+            kept = {s: v for s, v in out[tag].items() if s < first}
+            kept.update({int(e.step): float(e.value) for e in events})
+            out[tag] = kept
+    return out
+
+
+def read_events(run_dir: str | Path) -> RunEvents:
+    """The run's consolidation and shift steps.
+
+    From the ``run.consolidation_steps`` and ``run.shift_steps`` lists of ``metrics.json``
+    when present; else from the TensorBoard event files under the run (``tb/``): the steps
+    where ``continual/event_settled`` / ``continual/event_shift`` are > 0, or, in logs
+    without those, where the counters ``continual/consolidations`` / ``continual/shifts``
+    increase.
+
+    Raises:
+        ValueError: neither source has the events; the message names the run.
+    """
+    run_dir = Path(run_dir)
+    metrics_path = run_dir / METRICS_FILE
+    if metrics_path.is_file():
+        try:
+            run = (json.loads(metrics_path.read_text()) or {}).get("run") or {}
+        except (OSError, json.JSONDecodeError, AttributeError):
+            run = {}
+        if isinstance(run, dict) and all(
+            isinstance(run.get(f), list) for f in EVENT_FIELDS.values()
+        ):
+            return RunEvents(
+                settled=np.sort(np.asarray(run[EVENT_FIELDS["settled"]], dtype=float)),
+                shift=np.sort(np.asarray(run[EVENT_FIELDS["shift"]], dtype=float)),
+                source="metrics.json",
+            )
+    files = _event_files(run_dir)
+    if not files:
+        raise ValueError(f"{run_dir}: no event steps in {METRICS_FILE} and no TensorBoard files")
+    scalars = _read_scalars(files, [*EVENT_TAGS.values(), *COUNTER_TAGS.values()])
+    steps: dict[str, np.ndarray] = {}
+    for kind in ("settled", "shift"):
+        events = scalars[EVENT_TAGS[kind]]
+        counter = scalars[COUNTER_TAGS[kind]]
+        if events:
+            steps[kind] = np.array(sorted(s for s, v in events.items() if v > 0), dtype=float)
+        elif counter:
+            xs = sorted(counter)
+            values = np.array([counter[s] for s in xs])
+            rises = np.flatnonzero(np.diff(np.concatenate([[0.0], values])) > 0)
+            steps[kind] = np.array(xs, dtype=float)[rises]
+        else:
+            raise ValueError(
+                f"{run_dir}: the TensorBoard files have neither {EVENT_TAGS[kind]} nor "
+                f"{COUNTER_TAGS[kind]}"
+            )
+    return RunEvents(settled=steps["settled"], shift=steps["shift"], source="tensorboard")
+
+
+def stream_truth(config: dict[str, Any], end: float | None = None) -> StreamTruth:
+    """The true switches of the stream in a run's resolved config.
+
+    Args:
+        config: the run's config (``stream.schedule`` as ``{task, steps}`` entries or
+            ``[task, steps]`` pairs, ``stream.blur``, optional ``stream.joint``,
+            ``total_steps``).
+        end: env steps the run trained for; default ``total_steps``, else the schedule's sum.
+            Switches at or after ``end`` are dropped.
+
+    Consecutive phases of the same task are one phase (no switch between them).
+
+    Raises:
+        ValueError: the stream is joint (no switches) or its schedule is unreadable.
+    """
+    stream = config.get("stream") or {}
+    if stream.get("joint"):
+        raise ValueError("joint stream: no task switches to detect")
+    phases: list[tuple[Any, float]] = []
+    try:
+        for entry in stream.get("schedule") or []:
+            task, steps = (
+                (entry["task"], entry["steps"]) if isinstance(entry, dict) else tuple(entry)
+            )
+            if phases and phases[-1][0] == task:
+                phases[-1] = (task, phases[-1][1] + float(steps))
+            else:
+                phases.append((task, float(steps)))
+    except (KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"stream.schedule: unreadable entry ({e})") from e
+    if not phases:
+        raise ValueError("stream.schedule: missing or empty")
+    total = sum(d for _, d in phases)
+    if end is None:
+        end = _as_float(config.get("total_steps"))
+        end = total if math.isnan(end) else end
+    starts = np.cumsum([0.0] + [d for _, d in phases])[:-1]
+    boundaries = starts[1:][starts[1:] < end]
+    nxt = np.append(boundaries[1:], end)
+    return StreamTruth(
+        boundaries=boundaries,
+        phase_lengths=np.minimum(nxt, end) - boundaries,
+        blur=float(stream.get("blur") or 0.0),
+        end=float(end),
+    )
+
+
+def score_detector(events: RunEvents, truth: StreamTruth) -> DetectorScore:
+    """Score one run's shift and consolidation events against the true switches.
+
+    For switch k at boundary b (phase length L after it, blur w), the window is
+    [b - w/2, b - w/2 + L): its first shift gives the shift lag (minus b), none means missed;
+    its first consolidation gives the consolidation lag. A shift is false when it lies in no
+    [b - w/2, b + L/2]; so a detection more than half a phase late counts as that switch's
+    (late) detection and as a false shift. Events at or after ``truth.end`` are ignored.
+    """
+    half = truth.blur / 2
+    shifts = events.shift[events.shift < truth.end]
+    settled = events.settled[events.settled < truth.end]
+
+    def first_in(steps: np.ndarray, lo: float, hi: float) -> float:
+        inside = steps[(steps >= lo) & (steps < hi)]
+        return float(inside[0]) if inside.size else math.nan
+
+    shift_lags, cons_lags = [], []
+    for b, length in zip(truth.boundaries, truth.phase_lengths, strict=True):
+        lo, hi = b - half, b - half + length
+        shift_lags.append(first_in(shifts, lo, hi) - b)
+        cons_lags.append(first_in(settled, lo, hi) - b)
+    explained = np.zeros(shifts.shape, dtype=bool)
+    for b, length in zip(truth.boundaries, truth.phase_lengths, strict=True):
+        explained |= (shifts >= b - half) & (shifts <= b + length / 2)
+    return DetectorScore(
+        shift_lags=np.array(shift_lags, dtype=float),
+        consolidation_lags=np.array(cons_lags, dtype=float),
+        false_shifts=int((~explained).sum()),
+        n_consolidations=int(settled.size),
+        n_phases=truth.n_phases,
+    )
+
+
+#: Per-run quantities of the detector table, with their display names.
+DETECTOR_COLUMNS: dict[str, str] = {
+    "detected": "switches detected",
+    "shift_lag": "shift lag (steps)",
+    "consolidation_lag": "consolidation lag (steps)",
+    "consolidated": "switches consolidated",
+    "false_shifts": "false shifts",
+    "consolidations_per_phase": "consolidations / phase",
+}
+
+
+@dataclass
+class DetectorResult:
+    """What :func:`detector_quality` found."""
+
+    table: Any
+    """pandas DataFrame, one row per (method, setting): ``n_runs``, ``blur``, ``switches``
+    (per run) and ``<q>_median``, ``<q>_min``, ``<q>_max`` over runs for each q in
+    :data:`DETECTOR_COLUMNS`."""
+    per_run: Any
+    """pandas DataFrame, one row per scored run: its values of :data:`DETECTOR_COLUMNS`
+    (lags: median over the run's switches) and its event steps."""
+    skipped: list[tuple[Path, str]]
+    """Runs with a matching trigger that could not be scored, and why."""
+
+
+def _run_block(run_dir: Path) -> dict[str, Any]:
+    try:
+        run = json.loads((run_dir / METRICS_FILE).read_text()).get("run")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return {}
+    return run if isinstance(run, dict) else {}
+
+
+def _nan_median(values: np.ndarray) -> float:
+    finite = values[~np.isnan(values)]
+    return float(np.median(finite)) if finite.size else math.nan
+
+
+def detector_quality(
+    runs: Sequence[RunRecord], triggers: Iterable[str] = ("plateau",)
+) -> DetectorResult:
+    """Lag, hit rate, false shifts and consolidations of task-free triggers, per setting.
+
+    Scores every run whose config (``config.yaml``) names one of ``triggers`` as
+    ``continual.trigger`` with :func:`score_detector`, against the switches of its own
+    config's stream (:func:`stream_truth`, up to the env steps it trained for), with the
+    events of :func:`read_events`. Runs without a config are not candidates; candidates that
+    cannot be scored (no events, a joint stream) are listed in ``skipped``.
+
+    Per run the lags are the median over its switches that had the event. The table gives,
+    per (method, setting), the median and range (min, max) over runs of each quantity, so a
+    sweep over ``stream.blur`` gives one row per blur.
+    """
+    import pandas as pd
+
+    wanted = set(triggers)
+    rows: list[dict[str, Any]] = []
+    skipped: list[tuple[Path, str]] = []
+    for r in runs:
+        try:
+            cfg = run_config(r.path)
+        except ValueError as e:
+            skipped.append((r.path, str(e)))
+            continue
+        if cfg is None:
+            continue
+        trigger = str((cfg.get("continual") or {}).get("trigger"))
+        if trigger not in wanted:
+            continue
+        end = _as_float(_run_block(r.path).get("num_timesteps"))
+        try:
+            truth = stream_truth(cfg, None if math.isnan(end) else end)
+            events = read_events(r.path)
+        except ValueError as e:
+            skipped.append((r.path, str(e)))
+            continue
+        score = score_detector(events, truth)
+        rows.append(
+            {
+                "path": str(r.path),
+                "method": r.method,
+                "setting": r.setting,
+                "seed": r.seed,
+                "trigger": trigger,
+                "blur": truth.blur,
+                "switches": len(truth.boundaries),
+                "detected": score.detected,
+                "shift_lag": _nan_median(score.shift_lags),
+                "consolidation_lag": _nan_median(score.consolidation_lags),
+                "consolidated": score.consolidated,
+                "false_shifts": float(score.false_shifts),
+                "consolidations_per_phase": score.consolidations_per_phase,
+                "source": events.source,
+                "shift_steps": " ".join(f"{s:.0f}" for s in events.shift),
+                "settled_steps": " ".join(f"{s:.0f}" for s in events.settled),
+            }
+        )
+    per_run = pd.DataFrame(rows)
+    table_rows: list[dict[str, Any]] = []
+    if rows:
+        for (method, setting, trigger), g in per_run.groupby(
+            ["method", "setting", "trigger"], sort=False
+        ):
+            blurs = sorted(set(g["blur"]))
+            switches = sorted(set(g["switches"]))
+            row: dict[str, Any] = {
+                "method": method,
+                "setting": setting,
+                "trigger": trigger,
+                "n_runs": len(g),
+                "blur": blurs[0] if len(blurs) == 1 else " ".join(f"{b:g}" for b in blurs),
+                "switches": switches[0] if len(switches) == 1 else float(np.median(switches)),
+            }
+            for q in DETECTOR_COLUMNS:
+                vals = g[q].to_numpy(float)
+                finite = vals[~np.isnan(vals)]
+                row[f"{q}_median"] = float(np.median(finite)) if finite.size else math.nan
+                row[f"{q}_min"] = float(finite.min()) if finite.size else math.nan
+                row[f"{q}_max"] = float(finite.max()) if finite.size else math.nan
+            table_rows.append(row)
+    table = pd.DataFrame(table_rows)
+    if len(table):
+        table["_blur"] = pd.to_numeric(table["blur"], errors="coerce")
+        table = table.sort_values(["method", "_blur", "setting"], kind="stable").drop(
+            columns="_blur"
+        )
+    return DetectorResult(table=table.reset_index(drop=True), per_run=per_run, skipped=skipped)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -712,6 +1431,72 @@ def plot_sensitivity(lines: Sequence[SensitivityLine], path: Path, metric_name: 
     return path
 
 
+def _axis_title(name: str, values: Sequence[float | str]) -> str:
+    """Axis title; says 'log-spaced' when the values are positive and span a decade or more
+    (the cells are equally spaced, so the axis is then a log axis)."""
+    nums = [v for v in values if isinstance(v, float)]
+    if len(nums) == len(values) and nums and min(nums) > 0 and max(nums) / min(nums) >= 10:
+        return f"{name} (log-spaced)"
+    return name
+
+
+def plot_heatmaps(maps: Sequence[Heatmap], path: Path, metric_name: str) -> Path:
+    """One panel per map: the cell means in colour, annotated with the mean and the number of
+    runs (seeds); empty cells are blank."""
+    plt = _pyplot()
+    ncols = min(2, len(maps))
+    nrows = math.ceil(len(maps) / ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(
+            max(4.5, 0.9 * max(len(m.strengths) for m in maps) + 2.2) * ncols,
+            (0.6 * max(len(m.axis_values) for m in maps) + 2.2) * nrows,
+        ),
+        squeeze=False,
+    )
+    finite = np.concatenate([m.mean[np.isfinite(m.mean)] for m in maps])
+    unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
+    vmin, vmax = (0.0, 1.0) if unit or not finite.size else (finite.min(), finite.max())
+    image = None
+    for ax, m in zip(axes.flat, maps, strict=False):
+        image = ax.imshow(
+            np.ma.masked_invalid(m.mean),
+            origin="lower",
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            aspect="auto",
+        )
+        for i in range(m.mean.shape[0]):
+            for j in range(m.mean.shape[1]):
+                if m.n_runs[i, j] == 0:
+                    continue
+                v = m.mean[i, j]
+                dark = not math.isnan(v) and (v - vmin) < 0.6 * (vmax - vmin or 1.0)
+                ax.text(
+                    j,
+                    i,
+                    f"{_fmt(v)}\nn={m.n_runs[i, j]}",
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if dark else "black",
+                )
+        ax.set_xticks(range(len(m.strengths)), [_fmt_axis(float(s)) for s in m.strengths])
+        ax.set_yticks(range(len(m.axis_values)), [_fmt_axis(v) for v in m.axis_values])
+        ax.set_xlabel(_axis_title(f"strength {m.strength_name}", [float(s) for s in m.strengths]))
+        ax.set_ylabel(_axis_title(m.axis_key, m.axis_values))
+        ax.set_title(_label(m.method, m.setting), fontsize=9)
+    for ax in list(axes.flat)[len(maps) :]:
+        ax.set_visible(False)
+    if image is not None:
+        fig.colorbar(image, ax=axes.ravel().tolist(), label=metric_name, shrink=0.9)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 # ---------------------------------------------------------------------------------------------
 # Markdown
 
@@ -743,6 +1528,58 @@ def markdown_table(summary, metrics: Sequence[str], names: dict[str, str]) -> st
     return "\n".join(lines)
 
 
+def heatmap_markdown(m: Heatmap) -> str:
+    """One map as a Markdown table: rows are the axis values, columns the strengths, cells
+    'mean (runs)'; the best cell in bold, empty cells '-'."""
+    best = np.nanmax(m.mean) if np.isfinite(m.mean).any() else math.nan
+    header = [f"{m.axis_key} \\ {m.strength_name}", *[_fmt_axis(float(s)) for s in m.strengths]]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for i, v in enumerate(m.axis_values):
+        cells = []
+        for j in range(len(m.strengths)):
+            if m.n_runs[i, j] == 0:
+                cells.append("-")
+                continue
+            text = f"{_fmt(m.mean[i, j])} ({m.n_runs[i, j]})"
+            cells.append(f"**{text}**" if m.mean[i, j] == best else text)
+        lines.append("| " + " | ".join([_fmt_axis(v), *cells]) + " |")
+    return "\n".join(lines)
+
+
+def _range_cell(row: Any, q: str, fmt: str = "{:.2f}") -> str:
+    med, lo, hi = row[f"{q}_median"], row[f"{q}_min"], row[f"{q}_max"]
+    if math.isnan(med):
+        return "n/a"
+    if lo == hi:
+        return fmt.format(med)
+    return f"{fmt.format(med)} [{fmt.format(lo)}, {fmt.format(hi)}]"
+
+
+def detector_markdown(table: Any) -> str:
+    """The :func:`detector_quality` table in Markdown: 'median [min, max]' over runs."""
+    header = ["method", "setting", "runs", "blur", "switches / run", *DETECTOR_COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for _, row in table.iterrows():
+        blur = row["blur"]
+        cells = [
+            f"{row['method']} ({row['trigger']})",
+            f"`{row['setting']}`" if row["setting"] else "",
+            str(row["n_runs"]),
+            f"{blur:g}" if isinstance(blur, float | int) else str(blur),
+            f"{row['switches']:g}",
+            *[
+                _range_cell(
+                    row,
+                    q,
+                    "{:.0f}" if q.endswith("lag") else "{:g}" if q == "false_shifts" else "{:.2f}",
+                )
+                for q in DETECTOR_COLUMNS
+            ],
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 @dataclass
 class Report:
     """What :func:`write_report` produced."""
@@ -756,6 +1593,10 @@ class Report:
     n_runs: int
     skipped: list[tuple[Path, str]]
     missing: list[tuple[Path, str]]
+    heatmaps: list[Heatmap] = field(default_factory=list)
+    detector: DetectorResult | None = None
+    """None when no run has a trigger of ``detector_triggers``."""
+    near_best: NearBestRule = field(default_factory=lambda: NearBestRule(tol=0.05))
 
 
 def write_report(
@@ -766,6 +1607,8 @@ def write_report(
     n_boot: int = 2000,
     tol: float = 0.05,
     title: str = "Study report",
+    near_best: float | None = None,
+    detector_triggers: Iterable[str] = ("plateau",),
 ) -> Report:
     """Read all runs under ``roots`` and write the tables, plots and ``report.md``.
 
@@ -776,13 +1619,20 @@ def write_report(
             plasticity (when the runs have them), plus ``forward_transfer`` when any run has it.
         confidence: mass of the bootstrap intervals.
         n_boot: bootstrap resamples.
-        tol: absolute tolerance for the near-best strength range.
+        tol: absolute near-best rule: strengths whose mean is within ``tol`` (units of the
+            metric) of the best; used unless ``near_best`` is given.
         title: heading of the Markdown.
+        near_best: relative near-best rule instead: strengths whose mean is at least
+            ``near_best`` x the best, in (0, 1] (the study's width uses 0.9).
+        detector_triggers: ``continual.trigger`` values whose runs get the detector table
+            (``detector.csv``); empty: none.
 
     Raises:
         FileNotFoundError: a root does not exist.
-        ValueError: no readable metrics.json was found; the message names the roots.
+        ValueError: no readable metrics.json was found (the message names the roots), or
+            an invalid near-best rule.
     """
+    rule = NearBestRule(frac=near_best) if near_best is not None else NearBestRule(tol=tol)
     roots = [Path(r) for r in roots]
     if not roots:
         raise ValueError("no directory given")
@@ -820,6 +1670,15 @@ def write_report(
         plots["sensitivity"] = plot_sensitivity(
             lines, out / "sensitivity.png", names["average_performance"]
         )
+    maps = heatmaps(runs, "average_performance")
+    if maps:
+        plots["heatmap"] = plot_heatmaps(maps, out / "heatmap.png", names["average_performance"])
+    triggers = list(detector_triggers)
+    detector = detector_quality(runs, triggers) if triggers else None
+    if detector is not None and not len(detector.table) and not detector.skipped:
+        detector = None
+    if detector is not None:
+        detector.table.to_csv(out / "detector.csv", index=False)
 
     pct = round(confidence * 100)
     md = [
@@ -848,24 +1707,70 @@ def write_report(
             "",
             "## Sensitivity to strength",
             "",
-            f"Near-best range: contiguous strengths whose mean final average success is within "
-            f"{tol} of the line's best.",
+            "Near-best range: the contiguous strengths around the line's best whose mean final "
+            f"average success is {rule.describe()}; width: log10(high / low), in decades of "
+            "strength.",
             "",
-            "| method | setting | strengths | best | near-best range | decades |",
+            "| method | setting | strengths | best | near-best range | width (decades) |",
             "|---|---|---|---|---|---|",
         ]
         for ln in lines:
-            low, high, dec = ln.near_best_range(tol)
-            best = int(np.nanargmax(ln.mean))
+            low, high, dec = near_best_range(ln.strengths, ln.mean, rule)
             where = (
                 "all settings pooled" if ln.pooled else ln.base_setting and f"`{ln.base_setting}`"
             )
+            if np.isfinite(ln.mean).any():
+                best = int(np.nanargmax(ln.mean))
+                best_cell = f"{_fmt(ln.mean[best])} at {ln.strengths[best]:g}"
+            else:
+                best_cell = "n/a"
+            if math.isnan(low):
+                span = "n/a (best <= 0)" if rule.relative and best_cell != "n/a" else "n/a"
+            else:
+                span = f"{low:g} - {high:g}"
             md.append(
                 f"| {ln.method} ({ln.strength_name}) | {where} | {len(ln.strengths)} | "
-                f"{_fmt(ln.mean[best])} at {ln.strengths[best]:g} | {low:g} - {high:g} | "
-                f"{_fmt(dec)} |"
+                f"{best_cell} | {span} | {_fmt(dec)} |"
             )
         md += ["", f"![sensitivity]({plots['sensitivity'].name})"]
+    if maps:
+        md += [
+            "",
+            "## Strength x second swept setting",
+            "",
+            "Mean final average success per cell over its runs (seeds), number of runs in "
+            "brackets, best cell in bold; runs share a map only when everything else is the "
+            "same.",
+        ]
+        for m in maps:
+            md += [
+                "",
+                f"**{_label(m.method, m.setting)}**: {m.axis_key} x {m.strength_name}",
+                "",
+                heatmap_markdown(m),
+            ]
+        md += ["", f"![heatmap]({plots['heatmap'].name})"]
+    if detector is not None:
+        md += [
+            "",
+            "## Detector quality",
+            "",
+            f"Runs with trigger {', '.join(f'`{t}`' for t in triggers)}, scored against the "
+            "true switches of their stream (the schedule's phase ends, i.e. the middle of each "
+            "blur window, b). Per switch, the window is [b - blur/2, b - blur/2 + phase "
+            "length): *shift lag* = first detected shift in it - b (missed: none; negative: "
+            "detected within the blur), *consolidation lag* = first consolidation in it - b. "
+            "*False shifts*: shifts in no [b - blur/2, b + phase length/2] (per run; a shift "
+            "more than half a phase late is a late detection and a false shift). Lags are per "
+            "run the median over its switches; cells: median over runs [min, max]. Lags in "
+            "env steps.",
+            "",
+        ]
+        if len(detector.table):
+            md.append(detector_markdown(detector.table))
+        else:
+            md.append("No run could be scored.")
+        md += [f"- not scored: `{p}`: {why}" for p, why in detector.skipped]
     if loaded.skipped or loaded.missing:
         md += ["", "## Not included", ""]
         md += [f"- `{p}`: {why}" for p, why in loaded.skipped]
@@ -882,6 +1787,9 @@ def write_report(
         n_runs=len(runs),
         skipped=loaded.skipped,
         missing=loaded.missing,
+        heatmaps=maps,
+        detector=detector,
+        near_best=rule,
     )
 
 
@@ -901,7 +1809,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--confidence", type=float, default=0.9)
     parser.add_argument("--n-boot", type=int, default=2000)
-    parser.add_argument("--tol", type=float, default=0.05, help="near-best tolerance")
+    rule = parser.add_mutually_exclusive_group()
+    rule.add_argument(
+        "--tol",
+        type=float,
+        default=None,
+        help="absolute near-best rule: strengths whose mean final average success is within "
+        "TOL of the best (default: 0.05)",
+    )
+    rule.add_argument(
+        "--near-best",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="relative near-best rule instead: strengths whose mean is >= FRAC x the best, "
+        "FRAC in (0, 1]; the study's width uses 0.9",
+    )
+    parser.add_argument(
+        "--detector-triggers",
+        default="plateau",
+        help="comma-separated continual.trigger values whose runs get the detector table "
+        "(default: plateau; e.g. plateau,boundary adds the oracle as a reference; '' for none)",
+    )
     parser.add_argument("--title", default="Study report")
     args = parser.parse_args(argv)
     try:
@@ -911,8 +1840,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             metrics=args.metrics.split(",") if args.metrics else None,
             confidence=args.confidence,
             n_boot=args.n_boot,
-            tol=args.tol,
+            tol=0.05 if args.tol is None else args.tol,
             title=args.title,
+            near_best=args.near_best,
+            detector_triggers=[t for t in args.detector_triggers.split(",") if t.strip()],
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -248,3 +248,23 @@ def test_plateau_scale_validation():
         PlateauTrigger(scale="median")
     with pytest.raises(ValueError, match="min_recovery"):
         PlateauTrigger(min_recovery=-0.1)
+
+
+#: Minus the 100-episode mean return per update of a 5-task run (si_plateau, seed 1, first 57
+#: updates): task 1 settles, the switch at update 24, task 2 learned late (updates 41-48),
+#: then the next switch (from update 48) while task 2 is barely learned.
+LATE_TASK_THEN_SWITCH = [
+    2.42, 1.76, 0.89, -0.12, -1.15, -1.29, -1.36, -1.44, -1.49, -1.54, -1.63, -1.64, -1.58,
+    -1.65, -1.67, -1.65, -1.69, -1.85, -1.82, -1.83, -1.9, -1.86, -1.71, -1.22, -0.59, 0.04,
+    0.74, 1.19, 1.61, 1.67, 1.71, 1.71, 1.53, 1.34, 1.17, 0.97, 0.78, 0.68, 0.53, 0.39, 0.26,
+    0.09, -0.29, -0.57, -0.94, -1.07, -1.24, -1.13, -0.88, -0.31, 0.29, 0.6, 0.86, 0.79, 0.57,
+    0.37, 0.15,
+]
+
+
+def test_a_u_shaped_window_is_not_a_plateau():
+    """Task 2's late descent and the next switch's rise fall into one window: its fitted slope
+    is near zero, so its spread must keep it from counting as settled. (With spread_tol 0.1 it
+    was consolidated mid-switch, at update 49.)"""
+    shifts, settles = run(return_trigger(), np.array(LATE_TASK_THEN_SWITCH))
+    assert shifts == [26] and settles == [12]

@@ -5,12 +5,13 @@ optimizer step, memory against naive per-task storage, and torch 1 vs 2 threads.
     python benchmarks/bench_si_overhead.py --quick    # smoke run
 
 Wall time: PPO ``learn`` on a vectorised gymnasium env (MlpPolicy, n_steps=512, SB3 defaults
-otherwise), same steps and seed, runs interleaved A B A B … in one process so drift in machine
-load hits both arms alike; the ratio of each pair's times, then its median. The process's CPU
-time is reported next to it: on a shared machine it is the steadier measure. The SI arm (the
-callback's defaults: SI on the actor) consolidates at the first rollout end, before any
-training, so the penalty gradient is active in every step: the worst case. Target: median
-ratio ≤ 1.05. Per optimizer step, micro-benchmarks use CPU time.
+otherwise). Two models with the same seed, one plain and one with the callback, learn the same
+steps in one process, in chunks of a few rollouts that alternate A B B A …, so drift in machine
+load hits both arms alike; per repeat the ratio of their summed times, then its median. The
+process's CPU time is reported next to it. The SI arm (the callback's defaults: SI on the
+actor) consolidates at the first rollout end, so the penalty gradient is active in every
+optimizer step: the worst case. Target: median ratio ≤ 1.05. Per optimizer step,
+micro-benchmarks use CPU time.
 """
 
 from __future__ import annotations
@@ -29,38 +30,51 @@ from stable_baselines3.common.env_util import make_vec_env
 from continual import SI, ContinualCallback
 
 
-def timed_learn(
-    env_id: str, n_envs: int, steps: int, seed: int, with_si: bool
-) -> tuple[float, float]:
-    """(wall seconds, CPU seconds of this process) of one ``learn``."""
-    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
-    model = PPO("MlpPolicy", env, seed=seed, n_steps=512, verbose=0)
-    cb = None
-    if with_si:
-        every = model.n_steps * n_envs
-        cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": every})
-    wall, cpu = time.perf_counter(), time.process_time()
-    model.learn(steps, callback=cb)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    if cb is not None:
-        assert cb.n_consolidations >= 1 and cb.regulariser is not None
-    env.close()
-    return wall, cpu
+def make_model(env_id: str, n_envs: int, seed: int) -> PPO:
+    return PPO("MlpPolicy", make_vec_env(env_id, n_envs=n_envs, seed=seed), seed=seed, n_steps=512)
 
 
-def wall_time(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
-    timed_learn(env_id, n_envs, steps // 4, 0, True)  # warm-up: imports, allocator
+def timed_learn(env_id: str, n_envs: int, steps: int, seed: int) -> float:
+    """Wall seconds of one plain PPO ``learn`` of ``steps`` steps."""
+    model = make_model(env_id, n_envs, seed)
+    start = time.perf_counter()
+    model.learn(steps)
+    return time.perf_counter() - start
+
+
+def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts: int) -> None:
+    """PPO and PPO+SI learn the same steps from the same seed, in chunks of ``chunk_rollouts``
+    rollouts that alternate A B B A A B …; the ratio of their summed times, per repeat.
+
+    Interleaving a few seconds at a time matters on a shared machine: the speed of a whole
+    ``learn`` drifts by ±20% between runs, far more than the effect measured here.
+    """
+    make_model(env_id, n_envs, 0).learn(2048)  # warm-up: imports, allocator
     walls, cpus = [], []
     for r in range(repeats):
-        (base_w, base_c), (si_w, si_c) = (
-            timed_learn(env_id, n_envs, steps, r, False),
-            timed_learn(env_id, n_envs, steps, r, True),
-        )
-        walls.append(si_w / base_w)
-        cpus.append(si_c / base_c)
+        plain, with_si = make_model(env_id, n_envs, r), make_model(env_id, n_envs, r)
+        per_rollout = plain.n_steps * n_envs
+        chunk = chunk_rollouts * per_rollout
+        # The callback's defaults (SI on the actor), consolidating at the first rollout end:
+        # the penalty gradient is active in every optimizer step, the worst case.
+        cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": per_rollout})
+        arms = {"plain": (plain, None), "si": (with_si, cb)}
+        wall = {"plain": 0.0, "si": 0.0}
+        cpu = {"plain": 0.0, "si": 0.0}
+        for k in range(max(1, steps // chunk)):
+            for name in ("plain", "si") if k % 2 == 0 else ("si", "plain"):
+                model, callback = arms[name]
+                w, c = time.perf_counter(), time.process_time()
+                model.learn(chunk, callback=callback, reset_num_timesteps=False)
+                wall[name] += time.perf_counter() - w
+                cpu[name] += time.process_time() - c
+        assert cb.n_consolidations >= 1 and with_si.num_timesteps == plain.num_timesteps
+        walls.append(wall["si"] / wall["plain"])
+        cpus.append(cpu["si"] / cpu["plain"])
         print(
-            f"  repeat {r}: PPO {base_w:6.2f} s ({base_c:6.2f} s CPU)   "
-            f"PPO+SI {si_w:6.2f} s ({si_c:6.2f} s CPU)   ratio {walls[-1]:.3f} ({cpus[-1]:.3f})"
+            f"  repeat {r}: PPO {wall['plain']:6.2f} s ({cpu['plain']:6.2f} s CPU)   "
+            f"PPO+SI {wall['si']:6.2f} s ({cpu['si']:6.2f} s CPU)   "
+            f"ratio {walls[-1]:.3f} ({cpus[-1]:.3f})"
         )
     print(
         f"median ratio PPO+SI / PPO: wall time {statistics.median(walls):.3f} "
@@ -71,7 +85,7 @@ def wall_time(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
 
 def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
     """Per optimizer step: the full PPO-like update with and without SI, and the hook work
-    alone (gradient hooks, step pre- and post-hook called directly)."""
+    alone (the end-of-backward callback and the step pre- and post-hook, called directly)."""
     env = gym.make(env_id)
     model = PPO("MlpPolicy", make_vec_env(env_id, n_envs=1), seed=0)
     policy, opt = model.policy, model.policy.optimizer
@@ -117,13 +131,16 @@ def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
     diffs = statistics.median(b - a for a, b in zip(plain_blocks, si_blocks, strict=True))
 
     grads = [torch.randn_like(p) for p in si.params]
-    grad_hooks = [si._make_grad_hook(i) for i in range(len(si.params))]
+    everything = list(range(len(si.params)))
 
     def hook_work() -> None:
-        for p in si.params:
-            p.grad = None
-        for h, g in zip(grad_hooks, grads, strict=True):
-            h(g)
+        # What the hooks add to a step, called directly: the end-of-backward callback after a
+        # backward that reached every parameter (the per-parameter hooks only take note), then
+        # the step pre- and post-hooks.
+        for p, g in zip(si.params, grads, strict=True):
+            p.grad = g
+        si._pending[:] = everything
+        si._end_of_backward()
         si._pre_step(opt, (), {})
         si._post_step(opt, (), {})
 
@@ -167,7 +184,7 @@ def threads(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
     for r in range(repeats):
         for n in (1, 2):
             torch.set_num_threads(n)
-            times[n].append(timed_learn(env_id, n_envs, steps, r, False)[0])
+            times[n].append(timed_learn(env_id, n_envs, steps, r))
     torch.set_num_threads(1)
     one, two = statistics.median(times[1]), statistics.median(times[2])
     print(
@@ -183,6 +200,9 @@ def main() -> None:
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument(
+        "--chunk-rollouts", type=int, default=2, help="rollouts per interleaved learn chunk"
+    )
     parser.add_argument("--quick", action="store_true", help="tiny sizes, to check it runs")
     args = parser.parse_args()
     if args.quick:
@@ -192,8 +212,8 @@ def main() -> None:
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), env {args.env} "
         f"x{args.n_envs}, {args.steps} steps per run"
     )
-    print("\n== wall time, interleaved A B A B ==")
-    wall_time(args.env, args.n_envs, args.steps, args.repeats)
+    print(f"\n== wall time, interleaved every {args.chunk_rollouts} rollouts ==")
+    wall_time(args.env, args.n_envs, args.steps, args.repeats, args.chunk_rollouts)
     print("\n== per optimizer step ==")
     optimizer_step_overhead(args.env, 200 if args.quick else 1000)
     print("\n== memory ==")

@@ -15,12 +15,15 @@ The methods differ only in how Ω is estimated:
 - :class:`MAS` (Aljundi et al. 2018): |∂‖f(x)‖² / ∂θ| averaged over recent inputs.
 
 The penalty is never put into the loss. Its gradient 2·c_g·Ω ⊙ (θ − θ*) is added analytically
-inside a per-parameter gradient hook, i.e. while the ordinary backward runs and before any
-gradient clipping, exactly as if it were part of the loss, without building an autograd graph
-and without a second backward pass. The same hook captures the task-only gradient that SI
-integrates. The optimizer's step pre/post hooks measure the change Δθ that the step really made
-(after clipping, momentum, Adam). Per-step bookkeeping uses fused multi-tensor ``torch._foreach_*``
-ops and never synchronises with the device (no ``.item()``).
+to ``p.grad`` at the end of the ordinary backward pass: per-parameter gradient hooks note which
+parameters received a gradient, and a callback queued on autograd's engine (run once per
+backward, after the last gradient is accumulated and before ``backward()`` returns) adds the
+penalty gradient to all of them with fused multi-tensor ops. That is before any gradient
+clipping, exactly as if the penalty were part of the loss, without building an autograd graph
+and without a second backward pass. The task-only gradient that SI integrates is the gradient
+autograd accumulated before the penalty is added. The optimizer's step pre/post hooks measure
+the change Δθ that the step really made (after clipping, momentum, Adam). Per-step bookkeeping
+uses fused ``torch._foreach_*`` ops and never synchronises with the device (no ``.item()``).
 
 Plain PyTorch usage (the hooks attach on construction)::
 
@@ -47,18 +50,20 @@ parameter (``BUFFERS`` on each class; :meth:`QuadraticRegulariser.state_bytes`):
 - every method: Ω (importance) and θ* (anchor). L2 needs nothing else (two buffers).
 - SI adds the running path integral ω and one scratch buffer that holds θ_before from the
   step's pre-hook to its post-hook, where it becomes −Δθ: four buffers. The task gradient g is
-  the tensor autograd hands to the hook; the hook keeps a reference to it (no copy) until the
-  step's post-hook and returns a new tensor, g + penalty gradient, for ``p.grad``. So g is no
-  state between steps; during a step it occupies the memory autograd allocated for it anyway.
+  the tensor autograd accumulated into ``p.grad``; the end-of-backward callback keeps a
+  reference to it (no copy) until the step's post-hook and gives ``p.grad`` a new tensor,
+  g + penalty gradient. So g is no state between steps; during a step it occupies the memory
+  autograd allocated for it anyway.
 - OnlineEWC and MAS add one scratch buffer for the fresh estimate (three buffers).
-- The penalty gradient itself is computed inside the hook from Ω, θ* and θ; its temporaries
-  live only for that call.
+- The penalty gradient itself is computed from Ω, θ* and θ at the end of the backward pass; its
+  temporaries live only for that call.
 - ``storage_dtype=torch.bfloat16`` stores Ω and θ* in bfloat16 (half their bytes); ω and the
   scratch stay in the parameter dtype because they accumulate small differences.
 
 Limitations: every extra backward pass through the parameters (``torch.autograd.grad`` included)
-goes through the hooks unless it runs inside :meth:`QuadraticRegulariser.hooks_disabled`. With
-a ``torch.amp.GradScaler`` the hook sees scaled gradients, so SI's path integral and the penalty
+goes through the hooks unless it runs inside :meth:`QuadraticRegulariser.hooks_disabled`
+(``torch.autograd.grad`` outside it would have the penalty gradient added to ``p.grad``). With
+a ``torch.amp.GradScaler`` the hooks see scaled gradients, so SI's path integral and the penalty
 would be off by the scale factor: not supported.
 """
 
@@ -90,6 +95,14 @@ Selection = str | Sequence[str] | Mapping[str, float] | None
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
 
 STATE_FORMAT = "continual.QuadraticRegulariser/1"
+
+# Autograd's engine: the id of the running backward pass, and a queue of callbacks that it runs
+# once that pass has accumulated every gradient, before backward() returns (the mechanism
+# DistributedDataParallel uses to finish its gradient reduction).
+_graph_task_id: Callable[[], int] = torch._C._current_graph_task_id
+_queue_callback: Callable[[Callable[[], None]], None] = (
+    torch.autograd.Variable._execution_engine.queue_callback  # type: ignore[attr-defined]
+)
 
 #: Named parameter selections. Names follow stable-baselines3's ActorCriticPolicy and
 #: sb3-contrib's RecurrentActorCriticPolicy; a shared feature extractor counts as actor.
@@ -207,7 +220,7 @@ class QuadraticRegulariser:
     BUFFERS: ClassVar[tuple[str, ...]] = ("importance", "anchor", "scratch")
     default_accumulate: ClassVar[Accumulate] = "sum"
     kind: ClassVar[str] = "quadratic"
-    #: Whether the hook must keep the task gradient in the scratch buffer at every step.
+    #: Whether the hooks keep the task gradient of every step (SI's path integral).
     needs_task_grad: ClassVar[bool] = False
 
     def __init__(
@@ -267,6 +280,8 @@ class QuadraticRegulariser:
         self.adaptive_target = adaptive_target
         self.adaptive_rate = float(adaptive_rate)
         self.adaptive_bounds = (float(lo), float(hi))
+        # Whether the hooks keep the task gradient of every step (SI, adaptive mode).
+        self._capture = self.needs_task_grad or adaptive_target is not None
         self.storage_dtype: torch.dtype | None = storage_dtype  # type: ignore[assignment]
         self.select = select
         self.exclude = tuple(exclude)
@@ -334,12 +349,19 @@ class QuadraticRegulariser:
         # update, and keep the per-step ops out of autograd without a no_grad context.
         self._detached = [p.detach() for p in self.params]
         self._update_coefs()
-        self._fired = [False] * len(self.params)
-        self._not_fired = [False] * len(self.params)
+        n = len(self.params)
+        # Per step: which parameters have their task gradient (and penalty gradient) this step.
+        self._fired = [False] * n
+        self._not_fired = [False] * n
+        self._all_fired = [True] * n
+        # Per backward pass: parameters whose gradient arrived and awaits the penalty gradient,
+        # and the backward (autograd graph task) the end-of-backward callback is queued for.
+        self._pending: list[int] = []
+        self._queued_task = -1
         # Task gradients of the current step: references to autograd's tensors, dropped after
         # the step (transient, not state).
-        self._task_grad: list[torch.Tensor | None] = [None] * len(self.params)
-        self._no_grad: list[torch.Tensor | None] = [None] * len(self.params)
+        self._task_grad: list[torch.Tensor | None] = [None] * n
+        self._no_grad: list[torch.Tensor | None] = [None] * n
 
     # ------------------------------------------------------------------ hooks
 
@@ -350,6 +372,8 @@ class QuadraticRegulariser:
             return
         self._fired[:] = self._not_fired
         self._task_grad[:] = self._no_grad
+        self._pending.clear()
+        self._queued_task = -1
         self._handles = [
             p.register_hook(self._make_grad_hook(i)) for i, p in enumerate(self.params)
         ]
@@ -378,57 +402,109 @@ class QuadraticRegulariser:
         finally:
             self._hooks_enabled = previous
 
-    @property
-    def _capture(self) -> bool:
-        return self.needs_task_grad or self.adaptive_target is not None
+    def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
+        # The hook only takes note; the arithmetic runs once per backward pass, for all
+        # parameters together, in _end_of_backward. What the hook touches is bound here once.
+        param, capture = self.params[i], self._capture
+        fired, pending, task_grad = self._fired, self._pending, self._task_grad
+        graph_task_id, queue_callback = _graph_task_id, _queue_callback
+        end_of_backward = self._end_of_backward
 
-    def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], torch.Tensor | None]:
-        # Everything the hook touches is bound here once: it runs for every parameter at every
-        # backward, so it does no attribute lookups beyond the two flags that can change.
-        param, theta = self.params[i], self._detached[i]
-        importance, anchor = self._importance[i], self._anchor[i]
-        capture, adaptive = self._capture, self.adaptive_target is not None
-        fired, task_grad, alpha, c_t = self._fired, self._task_grad, self._alpha, self._c_t
-        sub, addcmul = torch.sub, torch.addcmul
-
-        def hook(grad: torch.Tensor) -> torch.Tensor | None:
+        def hook(grad: torch.Tensor) -> None:
             if not self._hooks_enabled:
-                return None
+                return
+            if grad.requires_grad:  # backward(create_graph=True): keep values, not the graph
+                grad = grad.detach()  # (autograd copies the gradient into p.grad then anyway)
             if fired[i] and param.grad is not None:
                 # A further backward before the same optimizer step (gradient accumulation):
                 # the penalty gradient is already in p.grad once; only the task gradient sums.
                 if capture:
                     task_grad[i] = task_grad[i] + grad
-                return None
-            fired[i] = True
-            if capture:
-                # Keep autograd's own task-gradient tensor until the step ends: no copy.
+                return
+            if capture and not self.n_consolidations:
+                # No penalty gradient to add: keep autograd's task-gradient tensor (no copy).
+                # While this reference lives, autograd accumulates a copy of it into p.grad,
+                # which gradient clipping may then scale in place.
                 task_grad[i] = grad
-            if not self.n_consolidations:  # nothing consolidated: no penalty yet
-                return None
-            # g_task + 2·c_g · Ω ⊙ (θ − θ*), a new tensor that becomes p.grad.
-            diff = sub(theta, anchor)
-            if adaptive:
-                diff.mul_(c_t)  # c lives on the device in adaptive mode
-            return addcmul(grad, importance, diff, value=alpha[i])
+            task = graph_task_id()
+            if task != self._queued_task:  # the first regularised gradient of this backward
+                self._queued_task = task
+                pending.clear()  # left over only if an earlier backward raised
+                queue_callback(end_of_backward)
+            pending.append(i)
 
         return hook
 
+    def _end_of_backward(self) -> None:
+        """Runs once per backward pass, after autograd has accumulated the last gradient into
+        p.grad and before ``backward()`` returns: before any gradient clipping."""
+        pending, fired = self._pending, self._fired
+        if len(pending) == len(fired):  # every parameter: the common case
+            fired[:] = self._all_fired
+            idx = None
+        else:
+            idx = sorted(pending)
+            for i in idx:
+                fired[i] = True
+        pending.clear()
+        if self.n_consolidations:  # else nothing consolidated: no penalty yet
+            self._add_penalty_gradient(idx)
+
+    def _add_penalty_gradient(self, idx: list[int] | None) -> None:
+        """p.grad += 2·c_g · Ω ⊙ (θ − θ*), the gradient of c_g Σ Ω (θ − θ*)², exactly as if the
+        penalty were part of the loss; for the parameters ``idx`` (``None``: all).
+
+        A few fused multi-tensor ops for all parameters, rather than small ops per parameter
+        inside autograd's per-parameter hooks: on small networks the cost is the number of op
+        launches and interpreter round trips, not the arithmetic.
+        """
+        params, theta, importance = self.params, self._detached, self._importance
+        anchor, alpha = self._anchor, self._alpha
+        if idx is not None:
+            params, theta, importance, anchor, alpha = (
+                [seq[i] for i in idx] for seq in (params, theta, importance, anchor, alpha)
+            )
+        grads = [p.grad for p in params]
+        diff = torch._foreach_sub(theta, anchor)
+        if self.adaptive_target is not None:
+            torch._foreach_mul_(diff, self._c_t)  # c lives on the device in adaptive mode
+        try:
+            if not self._capture:
+                torch._foreach_addcmul_(grads, importance, diff, alpha)
+                return
+            totals = torch._foreach_addcmul(grads, importance, diff, alpha)
+        except TypeError:  # a p.grad is None: torch.autograd.grad outside hooks_disabled
+            every = range(len(self.params)) if idx is None else idx
+            kept = [i for i, p in zip(every, params, strict=True) if p.grad is not None]
+            if kept:
+                self._add_penalty_gradient(kept)
+            return
+        # p.grad was autograd's task-gradient tensor: keep it (no copy) until the step ends,
+        # and give p.grad a new tensor holding the sum.
+        if grads[0].requires_grad:  # backward(create_graph=True): keep values, not the graph
+            grads = [g.detach() for g in grads]
+        if idx is None:
+            self._task_grad[:] = grads
+        else:
+            for i, g in zip(idx, grads, strict=True):
+                self._task_grad[i] = g
+        for p, total in zip(params, totals, strict=True):
+            p.grad = total
+
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        # Only detached parameter aliases and buffers: no autograd, no no_grad context needed.
         if self._hooks_enabled:
             self._before_step()
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
+        # Detached parameter aliases, buffers and detached task gradients only: no autograd,
+        # no no_grad context needed (entering one costs more than SI's bookkeeping ops).
         if not self._hooks_enabled:
             return
         fired = self._fired
         idx = None if all(fired) else [i for i, f in enumerate(fired) if f]
-        # no_grad: a backward with create_graph=True hands the hooks gradients with a graph.
-        with torch.no_grad():
-            self._after_step(idx)
-            if self.adaptive_target is not None and self.n_consolidations:
-                self._adapt(idx)
+        self._after_step(idx)
+        if self.adaptive_target is not None and self.n_consolidations:
+            self._adapt(idx)
         fired[:] = self._not_fired
         self._task_grad[:] = self._no_grad
 
@@ -446,8 +522,9 @@ class QuadraticRegulariser:
         return self.group_weights[gi] / self._norm_scale[gi]
 
     def _update_coefs(self) -> None:
-        """Per-parameter factor of Ω ⊙ (θ − θ*) in the hook: 2·c_g, or 2·c_g/c in adaptive mode
-        (there c multiplies on the device). Python floats: they change only at consolidation."""
+        """Per-parameter factor of Ω ⊙ (θ − θ*) in the penalty gradient: 2·c_g, or 2·c_g/c in
+        adaptive mode (there c multiplies on the device). Python floats: they change only at
+        consolidation."""
         c = 1.0 if self.adaptive_target is not None else float(self._c_t)
         alpha = [2.0 * c * self._group_factor(self._group_of[i]) for i in range(len(self.params))]
         if hasattr(self, "_alpha"):
@@ -693,8 +770,9 @@ class SI(QuadraticRegulariser):
     """Synaptic Intelligence (Zenke, Poole & Ganguli 2017), as in their reference code.
 
     Per optimizer step k (paper eq. 3, discretised):  ω ← ω − g ⊙ Δθ, with g the gradient of
-    the task loss only (captured in the gradient hook before the penalty gradient is added) and
-    Δθ = θ_after − θ_before the change the step actually made (after clipping and Adam).
+    the task loss only (kept at the end of the backward pass, before the penalty gradient is
+    added) and Δθ = θ_after − θ_before the change the step actually made (after clipping and
+    Adam).
 
     At consolidation (paper eq. 5):  Ω ← max(0, Ω + ω / ((θ − θ*)² + ξ));  θ* ← θ;  ω ← 0.
     ``accumulate="ema"`` (Ω ← γΩ + new) lets importance fade under drift; ``"mean"`` averages.

@@ -232,6 +232,44 @@ def test_gradient_accumulation_adds_penalty_once_and_sums_task_gradient():
         torch.testing.assert_close(w, w0 - (a + b) * (p.detach() - p0), rtol=1e-10, atol=1e-14)
 
 
+def test_penalty_gradient_reaches_only_the_parameters_a_backward_reached():
+    model, opt, reg = _trained_regulariser(SI, c=0.5)
+    x, _ = make_tasks(n_tasks=1, steps=1)[0][0]
+    with reg.hooks_disabled():
+        pen_grad = torch.autograd.grad(_autograd_penalty(reg), reg.params)
+    first = model[0]
+    opt.zero_grad()
+    first(x).pow(2).mean().backward()  # reaches the first layer only
+    with reg.hooks_disabled():
+        task_grad = torch.autograd.grad(first(x).pow(2).mean(), [first.weight, first.bias])
+    reached = {id(first.weight), id(first.bias)}
+    for p, pg in zip(reg.params, pen_grad, strict=True):
+        if id(p) in reached:
+            g = task_grad[0] if p is first.weight else task_grad[1]
+            torch.testing.assert_close(p.grad, g + pg, rtol=1e-10, atol=1e-12)
+        else:
+            assert p.grad is None
+    omega_before = {n: w.clone() for n, w in reg.omega.items()}
+    opt.step()
+    for (name, w), p in zip(reg.omega.items(), reg.params, strict=True):
+        changed = not torch.equal(w, omega_before[name])
+        assert changed == (id(p) in reached), name
+
+
+@pytest.mark.filterwarnings("ignore:Using backward\\(\\) with create_graph")
+def test_backward_with_create_graph_gives_the_same_gradient():
+    model, _, reg = _trained_regulariser(SI, c=0.5)
+    x, y = make_tasks(n_tasks=1, steps=1)[0][0]
+    model.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    plain = [p.grad.clone() for p in reg.params]
+    model.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward(create_graph=True)
+    for p, g in zip(reg.params, plain, strict=True):
+        torch.testing.assert_close(p.grad.detach(), g, rtol=1e-10, atol=1e-12)
+    model.zero_grad()  # breaks the parameter-gradient reference cycle
+
+
 def test_parameter_without_gradient_is_not_integrated():
     torch.manual_seed(0)
     used, unused = nn.Linear(3, 1).double(), nn.Linear(3, 1).double()

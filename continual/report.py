@@ -1455,6 +1455,7 @@ def plot_heatmaps(maps: Sequence[Heatmap], path: Path, metric_name: str) -> Path
         ),
         squeeze=False,
     )
+    fig.subplots_adjust(hspace=0.45)  # room for a panel's x label above the next one's title
     finite = np.concatenate([m.mean[np.isfinite(m.mean)] for m in maps])
     unit = finite.size > 0 and finite.min() >= 0 and finite.max() <= 1
     vmin, vmax = (0.0, 1.0) if unit or not finite.size else (finite.min(), finite.max())

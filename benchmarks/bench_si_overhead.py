@@ -1,7 +1,7 @@
 """What SI costs: wall time of PPO with and without ContinualCallback(SI), the hook work per
 optimizer step, memory against naive per-task storage, and torch 1 vs 2 threads.
 
-    python benchmarks/bench_si_overhead.py            # about 3–4 minutes on 2 cores
+    python benchmarks/bench_si_overhead.py            # about 4–5 minutes on 2 cores
     python benchmarks/bench_si_overhead.py --quick    # smoke run
 
 Wall time: PPO ``learn`` on a vectorised gymnasium env (MlpPolicy, n_steps=512, SB3 defaults
@@ -199,7 +199,7 @@ def main() -> None:
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--n-envs", type=int, default=4)
     parser.add_argument("--steps", type=int, default=16384)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
         "--chunk-rollouts", type=int, default=2, help="rollouts per interleaved learn chunk"
     )

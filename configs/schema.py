@@ -52,7 +52,10 @@ class ContinualConfig:
     xi: float | None = None  # SI damping; None: the regulariser's default
     accumulate: str | None = None  # "sum" | "ema" | "mean"; None: the method's own
     normalize: str | None = None  # None (raw importance) | "mean" | "max"
-    adaptive_target: float | None = None  # penalty/task gradient-norm ratio; None: fixed c
+    adaptive_target: float | None = None  # target of adaptive_signal; None: fixed c
+    # "gradient_ratio" (penalty/task gradient-norm ratio) | "drift" (share of the consolidated
+    # progress the moves since the anchor may undo)
+    adaptive_signal: str = "gradient_ratio"
     params: Any = "actor"  # which parameters carry importance (name patterns or groups)
     exclude: list[str] = field(default_factory=lambda: ["log_std"])
     # The plateau trigger's signal; "negative_return" comes with its tuned thresholds

@@ -265,7 +265,10 @@ class ContinualCallback(BaseCallback):
     :param xi: SI damping ξ (SI only; default 1e-3).
     :param accumulate: ``"sum"`` | ``"ema"`` | ``"mean"`` (default: the method's own).
     :param normalize: ``None`` (raw Ω) | ``"mean"`` | ``"max"``.
-    :param adaptive_target: target ‖penalty grad‖/‖task grad‖; ``None`` = fixed c.
+    :param adaptive_target: the target of ``adaptive_signal``; ``None`` = fixed c.
+    :param adaptive_signal: ``"gradient_ratio"`` (‖penalty grad‖/‖task grad‖) or ``"drift"``
+        (the share of the consolidated progress the moves since the anchor may undo; c then
+        needs no tuning, see :class:`~continual.regularisers.QuadraticRegulariser`).
     :param params: parameter selection: a preset (``"actor"`` default: policy network and action
         head; ``"critic"``, ``"all"``, ``"head"``, ``"hidden"``), name patterns, or
         ``{group: weight}`` for separate strengths, e.g. ``{"actor": 1.0, "critic": 0.1}``.
@@ -292,6 +295,7 @@ class ContinualCallback(BaseCallback):
         accumulate: str | None = None,
         normalize: str | None = None,
         adaptive_target: float | None = None,
+        adaptive_signal: str = "gradient_ratio",
         params: str | Sequence[str] | Mapping[str, float] | None = "actor",
         exclude: Sequence[str] = ("log_std",),
         signal: str | Callable[[BaseAlgorithm], float] = "negative_return",
@@ -318,6 +322,10 @@ class ContinualCallback(BaseCallback):
         )
         if xi is not None and not is_si:
             raise ValueError("xi: only meaningful for regulariser 'si'")
+        if adaptive_signal not in ("gradient_ratio", "drift"):
+            raise ValueError(
+                f"adaptive_signal: must be 'gradient_ratio' or 'drift', got {adaptive_signal!r}"
+            )
         if n_estimate_samples < 1:
             raise ValueError(f"n_estimate_samples: must be >= 1, got {n_estimate_samples}")
         self.regulariser_spec = regulariser.lower() if isinstance(regulariser, str) else regulariser
@@ -326,6 +334,7 @@ class ContinualCallback(BaseCallback):
             "accumulate": accumulate,
             "normalize": normalize,
             "adaptive_target": adaptive_target,
+            "adaptive_signal": adaptive_signal,
             "select": params,
             "exclude": tuple(exclude),
             "storage_dtype": storage_dtype,

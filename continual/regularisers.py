@@ -90,6 +90,7 @@ __all__ = [
 
 Accumulate = Literal["sum", "ema", "mean"]
 Normalize = Literal["mean", "max"] | None
+AdaptiveSignal = Literal["gradient_ratio", "drift"]
 ParamsLike = nn.Module | Iterable[tuple[str, torch.Tensor]]
 Selection = str | Sequence[str] | Mapping[str, float] | None
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
@@ -208,9 +209,16 @@ class QuadraticRegulariser:
     :param normalize: ``None`` (raw Ω), ``"mean"`` or ``"max"``: at each consolidation, each
         group's Ω is divided (through its effective c) by its mean or max, so the strength no
         longer scales with reward or gradient magnitude.
-    :param adaptive_target: if set, the effective c follows the target ratio
-        ‖penalty gradient‖ / ‖task gradient‖ (measured at every step, smoothed in log space with
-        rate ``adaptive_rate``, clamped to ``adaptive_bounds``).
+    :param adaptive_target: if set, the effective c is adapted at every step (in log space,
+        with rate ``adaptive_rate``, clamped to ``adaptive_bounds``) so that the quantity chosen
+        by ``adaptive_signal`` meets this target.
+    :param adaptive_signal: what ``adaptive_target`` sets.
+        ``"gradient_ratio"``: ‖penalty gradient‖ / ‖task gradient‖.
+        ``"drift"``: the *drift budget* D = Σ Ω (θ − θ*)² / L, where L is the same quadratic
+        form of what was learned, Σ Ω_new (θ* − θ*_previous)², summed over consolidations like
+        Ω. D estimates the share of the consolidated progress that the moves since the anchor
+        undo; c rises while D is above the target and falls while it is below (dual ascent on
+        the constraint D ≤ target), so c itself needs no tuning.
     :param storage_dtype: dtype of Ω and θ*: ``None`` (the parameter's dtype) or
         ``torch.bfloat16`` (half the bytes of float32; θ − θ* then carries bfloat16 rounding of θ*).
     :param attach: register the hooks now.
@@ -235,6 +243,7 @@ class QuadraticRegulariser:
         gamma: float = 0.9,
         normalize: Normalize = None,
         adaptive_target: float | None = None,
+        adaptive_signal: AdaptiveSignal = "gradient_ratio",
         adaptive_rate: float = 0.01,
         adaptive_bounds: tuple[float, float] = (1e-6, 1e6),
         storage_dtype: torch.dtype | str | None = None,
@@ -258,6 +267,10 @@ class QuadraticRegulariser:
                 raise ValueError(f"adaptive_target: must be > 0, got {adaptive_target}")
             if c <= 0:
                 raise ValueError(f"c: adaptive mode needs an initial c > 0, got {c}")
+        if adaptive_signal not in ("gradient_ratio", "drift"):
+            raise ValueError(
+                f"adaptive_signal: must be 'gradient_ratio' or 'drift', got {adaptive_signal!r}"
+            )
         if not 0.0 < adaptive_rate <= 1.0:
             raise ValueError(f"adaptive_rate: must be in (0, 1], got {adaptive_rate}")
         lo, hi = adaptive_bounds
@@ -278,6 +291,7 @@ class QuadraticRegulariser:
         self.gamma = float(gamma)
         self.normalize: Normalize = normalize
         self.adaptive_target = adaptive_target
+        self.adaptive_signal: AdaptiveSignal = adaptive_signal
         self.adaptive_rate = float(adaptive_rate)
         self.adaptive_bounds = (float(lo), float(hi))
         # Whether the hooks keep the task gradient of every step (SI, adaptive mode).
@@ -345,6 +359,8 @@ class QuadraticRegulariser:
             for i in idx:
                 self._group_of[i] = gi
         self._log_ratio_ema = torch.tensor(float("nan"), device=device)
+        # L of the drift budget: Σ Ω_new (θ* − θ*_previous)², combined over consolidations like Ω.
+        self._learned = torch.zeros((), dtype=dtype, device=device)
         # Detached aliases of the parameters, made once: they share storage, see every in-place
         # update, and keep the per-step ops out of autograd without a no_grad context.
         self._detached = [p.detach() for p in self.params]
@@ -534,11 +550,23 @@ class QuadraticRegulariser:
         self._alpha_t = torch.tensor(alpha, dtype=self._c_t.dtype, device=self._c_t.device)
 
     def _adapt(self, idx: list[int] | None) -> None:
-        """Move c towards the value giving ‖penalty grad‖/‖task grad‖ = target (log-space EMA).
+        """Move c so that the ``adaptive_signal`` meets the target (log space, tensors only).
 
-        log c ← clamp(log c + η·(log target − log r)), i.e. an EMA with rate η of log(c·target/r),
-        the strength that would have hit the target at this step. Runs on tensors only.
+        ``gradient_ratio``: r = ‖penalty grad‖ / ‖task grad‖ is proportional to c, so
+        log c ← clamp(log c + η·(log target − log r)): an EMA with rate η of log(c·target/r), the
+        strength that would have hit the target at this step.
+
+        ``drift``: D = Σ Ω (θ − θ*)² / L responds to c only through later steps, so c integrates
+        the error, log c ← clamp(log c + η·clip(log D − log target, −1, 1)): dual ascent on the
+        constraint D ≤ target, with c as its multiplier. All parameters count, whichever fired.
         """
+        eta, lo, hi = self.adaptive_rate, *self.adaptive_bounds
+        if self.adaptive_signal == "drift":
+            log_drift = torch.log(self._undone()) - torch.log(self._learned)
+            error = torch.clamp(log_drift - math.log(self.adaptive_target), -1.0, 1.0)
+            step = torch.where(self._learned > 0, eta * error, 0.0).to(self._c_t.dtype)
+            self._c_t.copy_(torch.clamp(self._c_t * torch.exp(step), lo, hi))
+            return
         grads = self._task_grad if idx is None else [self._task_grad[i] for i in idx]
         if not grads:
             return
@@ -549,14 +577,26 @@ class QuadraticRegulariser:
         p_norm = torch.linalg.vector_norm(norms)
         log_ratio = torch.log(p_norm) - torch.log(g_norm)
         valid = torch.isfinite(log_ratio)
-        eta = self.adaptive_rate
         step = torch.where(valid, eta * (math.log(self.adaptive_target) - log_ratio), 0.0)
-        lo, hi = self.adaptive_bounds
-        new_c = torch.clamp(self._c_t * torch.exp(step), lo, hi)
-        self._c_t.copy_(new_c)
+        self._c_t.copy_(torch.clamp(self._c_t * torch.exp(step), lo, hi))
         ema = self._log_ratio_ema
         blended = torch.where(torch.isnan(ema), log_ratio, (1 - eta) * ema + eta * log_ratio)
         ema.copy_(torch.where(valid, blended, ema))
+
+    def _undone(self) -> torch.Tensor:
+        """Σ Ω (θ − θ*)², unweighted by c (a scalar tensor on the parameters' device)."""
+        moved = torch._foreach_sub(self._detached, self._anchor)
+        torch._foreach_mul_(moved, moved)
+        torch._foreach_mul_(moved, self._importance)
+        return torch.stack(torch._foreach_norm(moved, 1)).sum()
+
+    def drift(self) -> float:
+        """D = Σ Ω (θ − θ*)² / L: the share of the consolidated progress that the moves since the
+        anchor undo, by the quadratic model of the penalty (L = Σ Ω_new (θ* − θ*_previous)²
+        over the consolidations, combined like Ω). NaN before the first consolidation.
+        Dimensionless, whatever the method, c or normalisation (synchronises; for logging)."""
+        learned = float(self._learned)
+        return float(self._undone()) / learned if learned > 0 else math.nan
 
     @torch.no_grad()
     def penalty(self) -> float:
@@ -595,15 +635,16 @@ class QuadraticRegulariser:
             self.estimate(data)
         new = self._new_importance()
         k = self.n_consolidations
+        # L of the drift budget, before the anchor moves: Σ Ω_new (θ − θ*)², the quadratic form
+        # of what this period learned.
+        learned = sum(
+            (fresh.clamp(min=0.0) * (p.detach() - anchor) ** 2).sum(dtype=self._learned.dtype)
+            for fresh, p, anchor in zip(new, self.params, self._anchor, strict=True)
+        )
+        self._learned.copy_(self._combine(self._learned.clone(), learned, k))
         for omega, fresh in zip(self._importance, new, strict=True):
             old = omega.to(fresh.dtype)  # bfloat16 storage: combine in the parameter dtype
-            if self.accumulate == "sum":
-                combined = old + fresh
-            elif self.accumulate == "ema":
-                combined = old.mul_(self.gamma).add_(fresh)
-            else:
-                combined = old.mul_(k).add_(fresh).div_(k + 1)
-            omega.copy_(combined.clamp_(min=0.0))
+            omega.copy_(self._combine(old, fresh, k).clamp_(min=0.0))
         for anchor, p in zip(self._anchor, self.params, strict=True):
             anchor.copy_(p.detach())
         self._reset_after_consolidation()
@@ -615,6 +656,14 @@ class QuadraticRegulariser:
         if bad:
             raise FloatingPointError(f"non-finite importance after consolidation in {bad}")
         self._update_normalisation()
+
+    def _combine(self, old: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
+        """``accumulate`` applied to ``old`` (overwritten) after ``k`` earlier consolidations."""
+        if self.accumulate == "sum":
+            return old.add_(fresh)
+        if self.accumulate == "ema":
+            return old.mul_(self.gamma).add_(fresh)
+        return old.mul_(k).add_(fresh).div_(k + 1)
 
     def _update_normalisation(self) -> None:
         if self.normalize is not None:
@@ -669,7 +718,9 @@ class QuadraticRegulariser:
             out[f"c/{gname}"] = c_g[gname]
             out[f"omega_mean/{gname}"] = float(sum(v.sum() for v in vals)) / n
             out[f"omega_max/{gname}"] = float(max(v.max() for v in vals))
-        if self.adaptive_target is not None:
+        if self.n_consolidations:
+            out["drift"] = self.drift()
+        if self.adaptive_target is not None and self.adaptive_signal == "gradient_ratio":
             out["adaptive_ratio"] = math.exp(float(self._log_ratio_ema))
         return out
 
@@ -698,6 +749,7 @@ class QuadraticRegulariser:
             "c": float(self._c_t),
             "norm_scale": list(self._norm_scale),
             "log_ratio_ema": float(self._log_ratio_ema),
+            "learned": float(self._learned),
         }
 
     @torch.no_grad()
@@ -737,6 +789,7 @@ class QuadraticRegulariser:
         self._c_t.fill_(float(state["c"]))
         self._norm_scale = [float(s) for s in state["norm_scale"]]
         self._log_ratio_ema.fill_(float(state.get("log_ratio_ema", float("nan"))))
+        self._learned.fill_(float(state.get("learned", 0.0)))
         self._update_coefs()
         self._fired[:] = self._not_fired
         self._has_estimate = False

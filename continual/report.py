@@ -849,6 +849,10 @@ def _crossed_maps(
     """The crossed maps of ``axis`` x strength among ``runs`` (run, its setting overrides as
     key -> value, its config), each with the runs it holds."""
     strength_keys = {k for _, it, _ in runs for k in it if k.rsplit(".", 1)[-1] == sname}
+    # Keys that only some configs have (a field added to the schema after some of the runs)
+    # cannot tell settings apart.
+    key_sets = [set(_flatten(cfg)) for _, _, cfg in runs if cfg is not None]
+    partial = set.union(*key_sets) - set.intersection(*key_sets) if key_sets else set()
     cells: dict[Any, dict[tuple[float | str, float], list[RunRecord]]] = {}
     labels: dict[Any, set[str]] = {}
     for r, it, cfg in runs:
@@ -861,7 +865,9 @@ def _crossed_maps(
             value = "default"
         rest = sorted(f"{k}={v}" for k, v in it.items() if k not in strength_keys | {axis})
         key: Any = (
-            _fingerprint(cfg or {}, [axis, f"continual.{sname}"]) if use_configs else tuple(rest)
+            _fingerprint(cfg or {}, [axis, f"continual.{sname}", *partial])
+            if use_configs
+            else tuple(rest)
         )
         strength = math.nan if r.strength is None else float(r.strength)
         cells.setdefault(key, {}).setdefault((value, strength), []).append(r)
@@ -1408,25 +1414,25 @@ def plot_sensitivity(lines: Sequence[SensitivityLine], path: Path, metric_name: 
     """Final performance against strength, with intervals; log x-axis when strengths span
     at least a decade."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    # The legend goes below the axes (one row per line), so many lines never cover the data.
+    fig, ax = plt.subplots(figsize=(7.0, 3.8 + 0.22 * len(lines)))
     all_x = np.concatenate([ln.strengths for ln in lines])
     for i, ln in enumerate(lines):
-        color = f"C{i % 10}"
+        color, style = f"C{i % 10}", ("-", "--", ":")[i // 10 % 3]
         label = _label(f"{ln.method} ({ln.strength_name})", ln.base_setting)
         if ln.pooled:
             ax.plot(ln.strengths, ln.mean, "o", color=color, label=f"{label}, all settings")
             continue
-        ax.plot(ln.strengths, ln.mean, "o-", color=color, label=label)
-        ax.fill_between(ln.strengths, ln.lo, ln.hi, color=color, alpha=0.2, lw=0)
+        ax.plot(ln.strengths, ln.mean, "o", ls=style, color=color, label=label)
+        ax.fill_between(ln.strengths, ln.lo, ln.hi, color=color, alpha=0.12, lw=0)
     if np.all(all_x > 0) and all_x.max() / all_x.min() >= 10:
         ax.set_xscale("log")
     names = sorted({ln.strength_name for ln in lines})
     ax.set_xlabel(f"strength ({', '.join(names)})")
     ax.set_ylabel(metric_name)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.14), frameon=False)
+    fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 
 import pytest
 import torch
@@ -439,6 +440,105 @@ def test_adaptive_strength_tracks_target_ratio():
     stats = reg.stats()
     assert stats["c"] > 1e-3  # pulled up from a far too small start
     assert 0.25 < stats["adaptive_ratio"] < 1.0
+
+
+def _drift(reg: QuadraticRegulariser) -> float:
+    undone = sum(
+        float((o * (p.detach() - a) ** 2).sum())
+        for o, p, a in zip(reg.importance.values(), reg.params, reg.anchor.values(), strict=True)
+    )
+    return undone / float(reg._learned)
+
+
+@pytest.mark.parametrize("accumulate", ["sum", "ema", "mean"])
+def test_drift_budget_denominator_is_the_learned_quadratic_form(accumulate):
+    model = make_model(1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    reg = SI(model, opt, adaptive_target=0.1, adaptive_signal="drift", accumulate=accumulate)
+    expected = 0.0
+    for k, task in enumerate(make_tasks(n_tasks=3, steps=10)):
+        for x, y in task:
+            opt.zero_grad()
+            nn.functional.mse_loss(model(x), y).backward()
+            opt.step()
+        fresh = reg._new_importance()
+        form = sum(
+            float((f.clamp(min=0) * (p.detach() - a) ** 2).sum())
+            for f, p, a in zip(fresh, reg.params, reg.anchor.values(), strict=True)
+        )
+        expected = {
+            "sum": expected + form,
+            "ema": reg.gamma * expected + form,
+            "mean": (k * expected + form) / (k + 1),
+        }[accumulate]
+        reg.consolidate()
+        assert float(reg._learned) == pytest.approx(expected, rel=1e-9)
+        assert _drift(reg) == 0.0  # the anchor is θ: nothing undone yet
+
+
+@pytest.mark.parametrize("target", [1e-4, 1e3])
+def test_drift_budget_moves_c_towards_the_constraint(target):
+    # Far over budget, c must rise; far under it, c must fall; at the documented rate, at most
+    # a factor e^η per step.
+    model, opt, reg = _trained_regulariser(
+        SI, c=1.0, adaptive_target=target, adaptive_signal="drift", adaptive_rate=0.05
+    )
+    c_before = reg.stats()["c"]
+    batches = make_tasks(n_tasks=3, steps=40)[2]
+    for x, y in batches:
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+    stats = reg.stats()
+    drift = _drift(reg)
+    assert stats["drift"] == pytest.approx(drift, rel=1e-9)
+    if target < 1:
+        assert drift > target and stats["c"] > c_before
+    else:
+        assert drift < target and stats["c"] < c_before
+    assert stats["c"] == pytest.approx(c_before * math.exp(0.05 * 40 * (1 if target < 1 else -1)))
+
+
+@pytest.mark.parametrize("cls", [SI, L2, OnlineEWC, MAS])
+def test_drift_is_logged_for_every_method_and_does_not_depend_on_c(cls):
+    kwargs = {} if cls in (SI, L2) else {"chunk_size": 4}
+    drifts = []
+    for c in (0.01, 100.0):
+        model = make_model(1)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05)
+        reg = cls(model, opt, c=c, attach=False, **kwargs)  # no penalty: the same path for any c
+        assert "drift" not in reg.stats()
+        for k, task in enumerate(make_tasks(n_tasks=2, steps=10)):
+            if cls is SI and k == 0:
+                reg.attach()  # the path integral; no penalty before the first consolidation
+            for x, y in task:
+                opt.zero_grad()
+                nn.functional.mse_loss(model(x), y).backward()
+                opt.step()
+            if k == 0:
+                if cls in (OnlineEWC, MAS):
+                    reg.estimate(task[0][0])
+                reg.consolidate()
+                reg.detach()
+        drifts.append(reg.stats()["drift"])
+        assert drifts[-1] == pytest.approx(_drift(reg), rel=1e-9)
+    assert drifts[0] > 0
+    assert drifts[0] == pytest.approx(drifts[1], rel=1e-9)
+
+
+def test_drift_budget_state_round_trip():
+    model, opt, reg = _trained_regulariser(SI, c=0.5, adaptive_target=0.1, adaptive_signal="drift")
+    clone = SI(copy.deepcopy(model), opt, adaptive_target=0.1, adaptive_signal="drift")
+    clone.load_state_dict(reg.state_dict())
+    assert float(clone._learned) == float(reg._learned) > 0
+    assert clone.stats()["c"] == reg.stats()["c"]
+
+
+def test_unknown_adaptive_signal_is_named():
+    model = make_model(0)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="adaptive_signal: must be 'gradient_ratio' or 'drift'"):
+        SI(model, opt, adaptive_target=0.1, adaptive_signal="loss")
 
 
 def test_mas_and_ewc_estimates_match_per_sample_reference():

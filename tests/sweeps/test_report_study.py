@@ -323,6 +323,20 @@ def test_heatmap_joins_sweeps_that_share_a_config(tmp_path: Path) -> None:
     assert m.setting == "sweep=strength; sweep=strength_lr"
 
 
+def test_heatmap_joins_runs_made_before_a_config_field_existed(tmp_path: Path) -> None:
+    """A field added to the schema later is in the newer configs only: not a difference."""
+    for job, c in enumerate((0.1, 1.0)):
+        for lr, newer in ((3e-4, False), (1e-3, True)):
+            cfg = make_config(lr=lr, c=c, seed=job)
+            if newer:
+                cfg["continual"]["adaptive_signal"] = "gradient_ratio"
+            ovr = ("sweep=strength", f"agent.learning_rate={lr}", f"continual.c={c}")
+            write_run(tmp_path / str(lr) / str(job), "si", 0, 0.5, ovr, c, config=cfg)
+    (m,) = rep.heatmaps(rep.load_runs([tmp_path]).runs)
+    assert m.axis_values == [3e-4, 1e-3]
+    assert (m.n_runs == 1).all()
+
+
 def test_heatmap_without_configs_keeps_sweeps_apart(tmp_path: Path) -> None:
     for job, c in enumerate((0.1, 1.0)):
         write_run(

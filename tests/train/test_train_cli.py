@@ -163,6 +163,7 @@ def _assert_equal_state(a, b) -> None:
         (["n_envs=many"], "n_envs"),
         (["n_envs=0"], "n_envs=0 must be an integer in [1, inf)"),
         (["continual=no_such_method"], "continual/no_such_method"),
+        (["continual.adaptive_signal=loss"], "adaptive_signal: must be 'gradient_ratio'"),
         (["resume=/nonexistent/run"], "not a run directory"),
     ],
 )

@@ -159,20 +159,22 @@ def test_si_uses_task_gradient_not_total_gradient(clip):
     assert rel_err(ours, buggy) > 1e-3
 
 
+def _fit(model: nn.Module, opt: torch.optim.Optimizer, batches) -> None:
+    """Plain MSE steps on ``batches`` of (x, y)."""
+    for x, y in batches:
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        opt.step()
+
+
 def _trained_regulariser(cls=SI, **kwargs) -> tuple[nn.Module, torch.optim.Optimizer, SI]:
     model = make_model(1)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)
     reg = cls(model, opt, **kwargs)
     tasks = make_tasks(n_tasks=2, steps=10)
-    for x, y in tasks[0]:
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    _fit(model, opt, tasks[0])
     reg.consolidate()
-    for x, y in tasks[1]:
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    _fit(model, opt, tasks[1])
     return model, opt, reg
 
 
@@ -400,10 +402,7 @@ def test_accumulate_rules(accumulate):
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     si = SI(model, opt, c=0.1, accumulate=accumulate, gamma=0.5)
     for t, batches in enumerate(make_tasks(n_tasks=3, steps=5)):
-        for x, y in batches:
-            opt.zero_grad()
-            nn.functional.mse_loss(model(x), y).backward()
-            opt.step()
+        _fit(model, opt, batches)
         new = [
             w / ((p.detach() - a) ** 2 + si.xi)
             for w, p, a in zip(si.omega.values(), si.params, si.anchor.values(), strict=True)
@@ -433,10 +432,7 @@ def test_normalize_divides_strength_by_importance_mean():
 def test_adaptive_strength_tracks_target_ratio():
     model, opt, reg = _trained_regulariser(SI, c=1e-3, adaptive_target=0.5, adaptive_rate=0.2)
     batches = make_tasks(n_tasks=3, steps=200)[2]
-    for x, y in batches:
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    _fit(model, opt, batches)
     stats = reg.stats()
     assert stats["c"] > 1e-3  # pulled up from a far too small start
     assert 0.25 < stats["adaptive_ratio"] < 1.0
@@ -457,10 +453,7 @@ def test_drift_budget_denominator_is_the_learned_quadratic_form(accumulate):
     reg = SI(model, opt, adaptive_target=0.1, adaptive_signal="drift", accumulate=accumulate)
     expected = 0.0
     for k, task in enumerate(make_tasks(n_tasks=3, steps=10)):
-        for x, y in task:
-            opt.zero_grad()
-            nn.functional.mse_loss(model(x), y).backward()
-            opt.step()
+        _fit(model, opt, task)
         fresh = reg._new_importance()
         form = sum(
             float((f.clamp(min=0) * (p.detach() - a) ** 2).sum())
@@ -485,10 +478,7 @@ def test_drift_budget_moves_c_towards_the_constraint(target):
     )
     c_before = reg.stats()["c"]
     batches = make_tasks(n_tasks=3, steps=40)[2]
-    for x, y in batches:
-        opt.zero_grad()
-        nn.functional.mse_loss(model(x), y).backward()
-        opt.step()
+    _fit(model, opt, batches)
     stats = reg.stats()
     drift = _drift(reg)
     assert stats["drift"] == pytest.approx(drift, rel=1e-9)
@@ -511,10 +501,7 @@ def test_drift_is_logged_for_every_method_and_does_not_depend_on_c(cls):
         for k, task in enumerate(make_tasks(n_tasks=2, steps=10)):
             if cls is SI and k == 0:
                 reg.attach()  # the path integral; no penalty before the first consolidation
-            for x, y in task:
-                opt.zero_grad()
-                nn.functional.mse_loss(model(x), y).backward()
-                opt.step()
+            _fit(model, opt, task)
             if k == 0:
                 if cls in (OnlineEWC, MAS):
                     reg.estimate(task[0][0])

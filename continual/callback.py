@@ -267,8 +267,8 @@ class ContinualCallback(BaseCallback):
     :param normalize: ``None`` (raw Ω) | ``"mean"`` | ``"max"``.
     :param adaptive_target: the target of ``adaptive_signal``; ``None`` = fixed c.
     :param adaptive_signal: ``"gradient_ratio"`` (‖penalty grad‖/‖task grad‖) or ``"drift"``
-        (the share of the consolidated progress the moves since the anchor may undo; c then
-        needs no tuning, see :class:`~continual.regularisers.QuadraticRegulariser`).
+        (the share of the consolidated progress the moves since the anchor may undo; ``c`` is
+        then only the starting value, see :class:`~continual.regularisers.QuadraticRegulariser`).
     :param params: parameter selection: a preset (``"actor"`` default: policy network and action
         head; ``"critic"``, ``"all"``, ``"head"``, ``"hidden"``), name patterns, or
         ``{group: weight}`` for separate strengths, e.g. ``{"actor": 1.0, "critic": 0.1}``.

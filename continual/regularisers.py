@@ -218,7 +218,7 @@ class QuadraticRegulariser:
         form of what was learned, Σ Ω_new (θ* − θ*_previous)², summed over consolidations like
         Ω. D estimates the share of the consolidated progress that the moves since the anchor
         undo; c rises while D is above the target and falls while it is below (dual ascent on
-        the constraint D ≤ target), so c itself needs no tuning.
+        the constraint D ≤ target), so ``c`` is only the starting value.
     :param storage_dtype: dtype of Ω and θ*: ``None`` (the parameter's dtype) or
         ``torch.bfloat16`` (half the bytes of float32; θ − θ* then carries bfloat16 rounding of θ*).
     :param attach: register the hooks now.

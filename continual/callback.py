@@ -44,7 +44,14 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from continual.regularisers import L2, MAS, SI, OnlineEWC, QuadraticRegulariser
+from continual.regularisers import (
+    L2,
+    MAS,
+    SI,
+    OnlineEWC,
+    QuadraticRegulariser,
+    check_adaptive_signal,
+)
 from continual.triggers import Trigger, TriggerEvent, make_trigger
 
 __all__ = ["PLATEAU_DEFAULTS", "SIGNALS", "ContinualCallback", "ShiftActions"]
@@ -322,10 +329,7 @@ class ContinualCallback(BaseCallback):
         )
         if xi is not None and not is_si:
             raise ValueError("xi: only meaningful for regulariser 'si'")
-        if adaptive_signal not in ("gradient_ratio", "drift"):
-            raise ValueError(
-                f"adaptive_signal: must be 'gradient_ratio' or 'drift', got {adaptive_signal!r}"
-            )
+        check_adaptive_signal(adaptive_signal)  # here too: the regulariser is built later
         if n_estimate_samples < 1:
             raise ValueError(f"n_estimate_samples: must be >= 1, got {n_estimate_samples}")
         self.regulariser_spec = regulariser.lower() if isinstance(regulariser, str) else regulariser

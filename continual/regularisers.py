@@ -74,7 +74,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, get_args
 
 import torch
 from torch import nn
@@ -91,6 +91,15 @@ __all__ = [
 Accumulate = Literal["sum", "ema", "mean"]
 Normalize = Literal["mean", "max"] | None
 AdaptiveSignal = Literal["gradient_ratio", "drift"]
+ADAPTIVE_SIGNALS: tuple[str, ...] = get_args(AdaptiveSignal)
+
+
+def check_adaptive_signal(signal: str) -> None:
+    """Raise a ValueError naming the choices unless ``signal`` is an :data:`AdaptiveSignal`."""
+    if signal not in ADAPTIVE_SIGNALS:
+        choices = " or ".join(repr(s) for s in ADAPTIVE_SIGNALS)
+        raise ValueError(f"adaptive_signal: must be {choices}, got {signal!r}")
+
 ParamsLike = nn.Module | Iterable[tuple[str, torch.Tensor]]
 Selection = str | Sequence[str] | Mapping[str, float] | None
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
@@ -267,10 +276,7 @@ class QuadraticRegulariser:
                 raise ValueError(f"adaptive_target: must be > 0, got {adaptive_target}")
             if c <= 0:
                 raise ValueError(f"c: adaptive mode needs an initial c > 0, got {c}")
-        if adaptive_signal not in ("gradient_ratio", "drift"):
-            raise ValueError(
-                f"adaptive_signal: must be 'gradient_ratio' or 'drift', got {adaptive_signal!r}"
-            )
+        check_adaptive_signal(adaptive_signal)
         if not 0.0 < adaptive_rate <= 1.0:
             raise ValueError(f"adaptive_rate: must be in (0, 1], got {adaptive_rate}")
         lo, hi = adaptive_bounds
@@ -641,7 +647,7 @@ class QuadraticRegulariser:
             (fresh.clamp(min=0.0) * (p.detach() - anchor) ** 2).sum(dtype=self._learned.dtype)
             for fresh, p, anchor in zip(new, self.params, self._anchor, strict=True)
         )
-        self._learned.copy_(self._combine(self._learned.clone(), learned, k))
+        self._combine(self._learned, learned, k)
         for omega, fresh in zip(self._importance, new, strict=True):
             old = omega.to(fresh.dtype)  # bfloat16 storage: combine in the parameter dtype
             omega.copy_(self._combine(old, fresh, k).clamp_(min=0.0))

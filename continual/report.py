@@ -1066,6 +1066,12 @@ def _read_scalars(files: Sequence[Path], tags: Iterable[str]) -> dict[str, dict[
     return out
 
 
+def read_run_scalars(run_dir: str | Path, tags: Iterable[str]) -> dict[str, dict[int, float]]:
+    """tag -> {env step: value} from the TensorBoard files under ``run_dir`` (a resumed run's
+    later file replaces the values it logged again); an absent tag maps to ``{}``."""
+    return _read_scalars(_event_files(Path(run_dir)), tags)
+
+
 def read_events(run_dir: str | Path) -> RunEvents:
     """The run's consolidation and shift steps.
 

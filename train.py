@@ -84,6 +84,7 @@ def continual_callback(cfg: DictConfig) -> ContinualCallback:
         xi=c.xi,
         accumulate=c.accumulate,
         normalize=c.normalize,
+        keep_top=c.keep_top,
         adaptive_target=c.adaptive_target,
         adaptive_signal=c.adaptive_signal,
         params=OmegaConf.to_container(c.params) if OmegaConf.is_config(c.params) else c.params,

@@ -52,6 +52,8 @@ class ContinualConfig:
     xi: float | None = None  # SI damping; None: the regulariser's default
     accumulate: str | None = None  # "sum" | "ema" | "mean"; None: the method's own
     normalize: str | None = None  # None (raw importance) | "mean" | "max"
+    # Share of each consolidation's importance estimate kept (the largest values); None: all.
+    keep_top: float | None = None
     adaptive_target: float | None = None  # target of adaptive_signal; None: fixed c
     # "gradient_ratio" (penalty/task gradient-norm ratio) | "drift" (share of the consolidated
     # progress the moves since the anchor may undo)
@@ -151,5 +153,8 @@ def validate(cfg: Any) -> None:
         raise ValueError(f"eval.figure_every={cfg.eval.figure_every} must be in [0, inf)")
     if cfg.continual.c < 0:
         raise ValueError(f"continual.c={cfg.continual.c} must be in [0, inf)")
+    keep_top = cfg.continual.keep_top
+    if keep_top is not None and not 0 < keep_top <= 1:
+        raise ValueError(f"continual.keep_top={keep_top} must be null or in (0, 1]")
     if cfg.debug.nan_at_step is not None and cfg.debug.nan_at_step < 0:
         raise ValueError(f"debug.nan_at_step={cfg.debug.nan_at_step} must be None or >= 0")

@@ -51,6 +51,7 @@ from continual.regularisers import (
     OnlineEWC,
     QuadraticRegulariser,
     check_adaptive_signal,
+    check_keep_top,
 )
 from continual.triggers import Trigger, TriggerEvent, make_trigger
 
@@ -278,6 +279,9 @@ class ContinualCallback(BaseCallback):
     :param xi: SI damping ξ (SI only; default 1e-3).
     :param accumulate: ``"sum"`` | ``"ema"`` | ``"mean"`` (default: the method's own).
     :param normalize: ``None`` (raw Ω) | ``"mean"`` | ``"max"``.
+    :param keep_top: ``None`` (keep all) or the fraction of each fresh importance estimate
+        kept at a consolidation, the largest values; the rest carry no penalty at any c (see
+        :class:`~continual.regularisers.QuadraticRegulariser`).
     :param adaptive_target: the target of ``adaptive_signal``; ``None`` = fixed c.
     :param adaptive_signal: ``"gradient_ratio"`` (‖penalty grad‖/‖task grad‖) or ``"drift"``
         (the share of the consolidated progress the moves since the anchor may undo; ``c`` is
@@ -307,6 +311,7 @@ class ContinualCallback(BaseCallback):
         xi: float | None = None,
         accumulate: str | None = None,
         normalize: str | None = None,
+        keep_top: float | None = None,
         adaptive_target: float | None = None,
         adaptive_signal: str = "gradient_ratio",
         params: str | Sequence[str] | Mapping[str, float] | None = "actor",
@@ -336,6 +341,7 @@ class ContinualCallback(BaseCallback):
         if xi is not None and not is_si:
             raise ValueError("xi: only meaningful for regulariser 'si'")
         check_adaptive_signal(adaptive_signal)  # here too: the regulariser is built later
+        check_keep_top(keep_top)
         if n_estimate_samples < 1:
             raise ValueError(f"n_estimate_samples: must be >= 1, got {n_estimate_samples}")
         self.regulariser_spec = regulariser.lower() if isinstance(regulariser, str) else regulariser
@@ -343,6 +349,7 @@ class ContinualCallback(BaseCallback):
             "c": c,
             "accumulate": accumulate,
             "normalize": normalize,
+            "keep_top": keep_top,
             "adaptive_target": adaptive_target,
             "adaptive_signal": adaptive_signal,
             "select": params,

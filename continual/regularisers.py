@@ -100,6 +100,14 @@ def check_adaptive_signal(signal: str) -> None:
         choices = " or ".join(repr(s) for s in ADAPTIVE_SIGNALS)
         raise ValueError(f"adaptive_signal: must be {choices}, got {signal!r}")
 
+def check_keep_top(keep_top: float | None) -> None:
+    """Raise a ValueError unless ``keep_top`` is None or a fraction in (0, 1]."""
+    if keep_top is not None and not 0.0 < keep_top <= 1.0:
+        raise ValueError(
+            f"keep_top: must be None (keep all) or a fraction in (0, 1], got {keep_top}"
+        )
+
+
 ParamsLike = nn.Module | Iterable[tuple[str, torch.Tensor]]
 Selection = str | Sequence[str] | Mapping[str, float] | None
 Batch = torch.Tensor | Mapping[str, torch.Tensor]
@@ -218,6 +226,11 @@ class QuadraticRegulariser:
     :param normalize: ``None`` (raw Ω), ``"mean"`` or ``"max"``: at each consolidation, each
         group's Ω is divided (through its effective c) by its mean or max, so the strength no
         longer scales with reward or gradient magnitude.
+    :param keep_top: if set, a fraction in (0, 1]: at each consolidation only the largest
+        ``keep_top`` of each group's fresh importance values are kept, the rest of that estimate
+        is set to 0 before it is combined into Ω. A parameter no consolidation kept carries no
+        penalty at any c, so a strong c freezes what earlier tasks relied on most and leaves the
+        rest free, instead of holding every parameter in proportion to c.
     :param adaptive_target: if set, the effective c is adapted at every step (in log space,
         with rate ``adaptive_rate``, clamped to ``adaptive_bounds``) so that the quantity chosen
         by ``adaptive_signal`` meets this target.
@@ -251,6 +264,7 @@ class QuadraticRegulariser:
         accumulate: Accumulate | None = None,
         gamma: float = 0.9,
         normalize: Normalize = None,
+        keep_top: float | None = None,
         adaptive_target: float | None = None,
         adaptive_signal: AdaptiveSignal = "gradient_ratio",
         adaptive_rate: float = 0.01,
@@ -271,6 +285,7 @@ class QuadraticRegulariser:
             raise ValueError(f"gamma: must be in (0, 1], got {gamma}")
         if normalize not in (None, "mean", "max"):
             raise ValueError(f"normalize: must be None, 'mean' or 'max', got {normalize!r}")
+        check_keep_top(keep_top)
         if adaptive_target is not None:
             if not (math.isfinite(adaptive_target) and adaptive_target > 0):
                 raise ValueError(f"adaptive_target: must be > 0, got {adaptive_target}")
@@ -296,6 +311,7 @@ class QuadraticRegulariser:
         self.accumulate: Accumulate = accumulate
         self.gamma = float(gamma)
         self.normalize: Normalize = normalize
+        self.keep_top = None if keep_top is None else float(keep_top)
         self.adaptive_target = adaptive_target
         self.adaptive_signal: AdaptiveSignal = adaptive_signal
         self.adaptive_rate = float(adaptive_rate)
@@ -640,6 +656,8 @@ class QuadraticRegulariser:
         if data is not None:
             self.estimate(data)
         new = self._new_importance()
+        if self.keep_top is not None:
+            self._keep_largest(new)
         k = self.n_consolidations
         # L of the drift budget, before the anchor moves: Σ Ω_new (θ − θ*)², the quadratic form
         # of what this period learned.
@@ -662,6 +680,15 @@ class QuadraticRegulariser:
         if bad:
             raise FloatingPointError(f"non-finite importance after consolidation in {bad}")
         self._update_normalisation()
+
+    def _keep_largest(self, fresh: list[torch.Tensor]) -> None:
+        """Zero all but the ``keep_top`` fraction of largest values of ``fresh``, per group."""
+        for idx in self._group_idx:
+            values = torch.cat([fresh[i].detach().reshape(-1).clamp(min=0.0) for i in idx])
+            n_keep = max(1, math.ceil(self.keep_top * values.numel()))
+            threshold = torch.kthvalue(values.float().cpu(), values.numel() - n_keep + 1).values
+            for i in idx:
+                fresh[i].mul_(fresh[i] >= threshold.to(fresh[i].device, fresh[i].dtype))
 
     def _combine(self, old: torch.Tensor, fresh: torch.Tensor, k: int) -> torch.Tensor:
         """``accumulate`` applied to ``old`` (overwritten) after ``k`` earlier consolidations."""

@@ -299,6 +299,8 @@ def test_constructor_validation():
         ContinualCallback("si", on_shift={"reset_std": 0.0})
     with pytest.raises(ValueError, match="signal"):
         ContinualCallback("si", signal="loss")
+    with pytest.raises(ValueError, match="keep_top"):
+        ContinualCallback("si", keep_top=0.0)
     assert isinstance(ContinualCallback(SI).config, dict)
 
 

@@ -429,6 +429,48 @@ def test_normalize_divides_strength_by_importance_mean():
     assert norm.penalty() == pytest.approx(2.0 / mean * quad)
 
 
+def test_keep_top_keeps_the_largest_share_of_each_fresh_estimate():
+    model = make_model(1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    reg = SI(model, opt, c=1e6, keep_top=0.25)
+    want = [torch.zeros_like(p) for p in reg.params]
+    for task in make_tasks(n_tasks=2, steps=10):
+        _fit(model, opt, task)
+        fresh = [f.clamp(min=0) for f in reg._new_importance()]
+        flat = torch.cat([f.reshape(-1) for f in fresh])
+        n_keep = math.ceil(0.25 * flat.numel())
+        threshold = flat.sort(descending=True).values[n_keep - 1]
+        want = [w + f * (f >= threshold) for w, f in zip(want, fresh, strict=True)]
+        reg.consolidate()
+        for w, got in zip(want, reg.importance.values(), strict=True):
+            torch.testing.assert_close(got, w)
+    kept = sum(int((o > 0).sum()) for o in reg.importance.values())
+    n = sum(o.numel() for o in reg.importance.values())
+    assert math.ceil(0.25 * n) <= kept <= 2 * math.ceil(0.25 * n)  # the union of two masks
+    # A parameter left out carries no penalty gradient, however strong c is.
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)
+    x, y = make_tasks(n_tasks=1, steps=1)[0][0]
+    free = [o == 0 for o in reg.importance.values()]
+    with reg.hooks_disabled():
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        task_grads = [p.grad.clone() for p in reg.params]
+    opt.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    for p, g, f in zip(reg.params, task_grads, free, strict=True):
+        torch.testing.assert_close(p.grad[f], g[f])
+        assert (p.grad[~f] - g[~f]).abs().min() > 1.0
+
+
+@pytest.mark.parametrize("keep_top", [0.0, -0.1, 1.5])
+def test_keep_top_out_of_range_is_refused(keep_top):
+    model = make_model()
+    with pytest.raises(ValueError, match="keep_top"):
+        SI(model, torch.optim.SGD(model.parameters(), lr=0.1), keep_top=keep_top)
+
+
 def test_adaptive_strength_tracks_target_ratio():
     model, opt, reg = _trained_regulariser(SI, c=1e-3, adaptive_target=0.5, adaptive_rate=0.2)
     batches = make_tasks(n_tasks=3, steps=200)[2]

@@ -164,6 +164,7 @@ def _assert_equal_state(a, b) -> None:
         (["n_envs=0"], "n_envs=0 must be an integer in [1, inf)"),
         (["continual=no_such_method"], "continual/no_such_method"),
         (["continual.adaptive_signal=loss"], "adaptive_signal: must be 'gradient_ratio'"),
+        (["continual.keep_top=1.5"], "continual.keep_top=1.5 must be null or in (0, 1]"),
         (["resume=/nonexistent/run"], "not a run directory"),
     ],
 )

@@ -850,7 +850,8 @@ def _crossed_maps(
     key -> value, its config), each with the runs it holds."""
     strength_keys = {k for _, it, _ in runs for k in it if k.rsplit(".", 1)[-1] == sname}
     # Keys that only some configs have (a field added to the schema after some of the runs)
-    # cannot tell settings apart.
+    # cannot tell settings apart by their config values; where a run overrides one, the
+    # override still does (older runs had the field's default).
     key_sets = [set(_flatten(cfg)) for _, _, cfg in runs if cfg is not None]
     partial = set.union(*key_sets) - set.intersection(*key_sets) if key_sets else set()
     cells: dict[Any, dict[tuple[float | str, float], list[RunRecord]]] = {}
@@ -865,7 +866,10 @@ def _crossed_maps(
             value = "default"
         rest = sorted(f"{k}={v}" for k, v in it.items() if k not in strength_keys | {axis})
         key: Any = (
-            _fingerprint(cfg or {}, [axis, f"continual.{sname}", *partial])
+            (
+                _fingerprint(cfg or {}, [axis, f"continual.{sname}", *partial]),
+                tuple(sorted((k, v) for k, v in it.items() if k in partial and k != axis)),
+            )
             if use_configs
             else tuple(rest)
         )

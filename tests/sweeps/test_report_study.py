@@ -337,6 +337,28 @@ def test_heatmap_joins_runs_made_before_a_config_field_existed(tmp_path: Path) -
     assert (m.n_runs == 1).all()
 
 
+def test_heatmap_keeps_apart_runs_that_override_a_newer_config_field(tmp_path: Path) -> None:
+    """Older configs lack continual.keep_top; newer runs that set it are another setting,
+    newer runs that leave it at its default are not."""
+    for job, c in enumerate((0.1, 1.0)):
+        for lr in (3e-4, 1e-3):
+            old = make_config(lr=lr, c=c, seed=job)
+            ovr = ["sweep=strength", f"agent.learning_rate={lr}", f"continual.c={c}"]
+            write_run(tmp_path / "old" / f"{lr}_{job}", "si", 0, 0.5, ovr, c, config=old)
+        kept = make_config(c=c, seed=job)
+        kept["continual"]["keep_top"] = 0.5
+        ovr = ["sweep=strength", f"continual.c={c}", "continual.keep_top=0.5"]
+        write_run(tmp_path / "kept" / str(job), "si", 0, 0.9, ovr, c, config=kept)
+        plain = make_config(c=c, seed=job)
+        plain["continual"]["keep_top"] = None
+        ovr = ["sweep=strength", f"continual.c={c}"]
+        write_run(tmp_path / "plain" / str(job), "si", 0, 0.5, ovr, c, config=plain)
+    (m,) = rep.heatmaps(rep.load_runs([tmp_path]).runs)
+    assert m.axis_key == "agent.learning_rate" and m.axis_values == [3e-4, 1e-3]
+    np.testing.assert_allclose(m.mean, 0.5)  # the keep_top runs (0.9) are in no cell
+    np.testing.assert_array_equal(m.n_runs, [[2, 2], [1, 1]])
+
+
 def test_heatmap_without_configs_keeps_sweeps_apart(tmp_path: Path) -> None:
     for job, c in enumerate((0.1, 1.0)):
         write_run(

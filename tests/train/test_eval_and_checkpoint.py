@@ -164,10 +164,11 @@ def test_every_config_option_composes_and_builds(group: str) -> None:
                     assert len(spec.schedule) == 1 and windows[0] == windows[-1]
 
 
-def test_default_config_is_the_quick_si_plateau_run() -> None:
+def test_default_config_is_the_quick_si_keep_run() -> None:
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
         cfg = compose("config")
-    assert cfg.stream.name == "quick" and cfg.continual.name == "si_plateau"
+    assert cfg.stream.name == "quick" and cfg.continual.name == "si_keep"
+    assert cfg.continual.keep_top == 0.5 and cfg.continual.normalize == "mean"
     assert cfg.agent.algo == "ppo" and cfg.n_envs == 16
     spec, _ = train.stream_spec(cfg)
     assert len(spec.task_names) >= 3 and spec.blur > 0 and spec.drift

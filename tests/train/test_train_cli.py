@@ -42,7 +42,7 @@ def test_tiny_run_writes_every_output_and_prints_table(tiny_run) -> None:
     assert "continual metrics after 8,192 env steps" in proc.stdout
     assert "average" in proc.stdout
     m = json.loads((run_dir / "metrics.json").read_text())
-    assert m["run"]["method"] == "si_plateau" and m["run"]["stream"] == "quick"
+    assert m["run"]["method"] == "si_keep" and m["run"]["stream"] == "quick"
     assert m["task_names"] == ["north", "southwest", "southeast"]
     assert m["eval_steps"] == [0, 4096, 8192]
     assert np.asarray(m["success_matrix"]).shape == (3, 3)

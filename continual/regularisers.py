@@ -100,6 +100,7 @@ def check_adaptive_signal(signal: str) -> None:
         choices = " or ".join(repr(s) for s in ADAPTIVE_SIGNALS)
         raise ValueError(f"adaptive_signal: must be {choices}, got {signal!r}")
 
+
 def check_keep_top(keep_top: float | None) -> None:
     """Raise a ValueError unless ``keep_top`` is None or a fraction in (0, 1]."""
     if keep_top is not None and not 0.0 < keep_top <= 1.0:
@@ -684,7 +685,7 @@ class QuadraticRegulariser:
     def _keep_largest(self, fresh: list[torch.Tensor]) -> None:
         """Zero all but the ``keep_top`` fraction of largest values of ``fresh``, per group."""
         for idx in self._group_idx:
-            values = torch.cat([fresh[i].detach().reshape(-1).clamp(min=0.0) for i in idx])
+            values = torch.cat([fresh[i].reshape(-1).clamp(min=0.0) for i in idx])
             n_keep = max(1, math.ceil(self.keep_top * values.numel()))
             threshold = torch.kthvalue(values.float().cpu(), values.numel() - n_keep + 1).values
             for i in idx:

@@ -85,6 +85,7 @@ def continual_callback(cfg: DictConfig) -> ContinualCallback:
         accumulate=c.accumulate,
         normalize=c.normalize,
         keep_top=c.keep_top,
+        clip_penalty=c.clip_penalty,
         adaptive_target=c.adaptive_target,
         adaptive_signal=c.adaptive_signal,
         params=OmegaConf.to_container(c.params) if OmegaConf.is_config(c.params) else c.params,

@@ -54,6 +54,8 @@ class ContinualConfig:
     normalize: str | None = None  # None (raw importance) | "mean" | "max"
     # Share of each consolidation's importance estimate kept (the largest values); None: all.
     keep_top: float | None = None
+    # False: the penalty gradient is added after the agent's gradient clipping (max_grad_norm).
+    clip_penalty: bool = True
     adaptive_target: float | None = None  # target of adaptive_signal; None: fixed c
     # "gradient_ratio" (penalty/task gradient-norm ratio) | "drift" (share of the consolidated
     # progress the moves since the anchor may undo)

@@ -282,6 +282,10 @@ class ContinualCallback(BaseCallback):
     :param keep_top: ``None`` (keep all) or the fraction of each fresh importance estimate
         kept at a consolidation, the largest values; the rest carry no penalty at any c (see
         :class:`~continual.regularisers.QuadraticRegulariser`).
+    :param clip_penalty: ``True``: the penalty gradient goes through the model's gradient
+        clipping (``max_grad_norm``) with the task gradient, as if it were part of the loss.
+        ``False``: it is added after clipping, so a strong penalty does not shrink the clipped
+        task gradient of the parameters it leaves free.
     :param adaptive_target: the target of ``adaptive_signal``; ``None`` = fixed c.
     :param adaptive_signal: ``"gradient_ratio"`` (‖penalty grad‖/‖task grad‖) or ``"drift"``
         (the share of the consolidated progress the moves since the anchor may undo; ``c`` is
@@ -312,6 +316,7 @@ class ContinualCallback(BaseCallback):
         accumulate: str | None = None,
         normalize: str | None = None,
         keep_top: float | None = None,
+        clip_penalty: bool = True,
         adaptive_target: float | None = None,
         adaptive_signal: str = "gradient_ratio",
         params: str | Sequence[str] | Mapping[str, float] | None = "actor",
@@ -350,6 +355,7 @@ class ContinualCallback(BaseCallback):
             "accumulate": accumulate,
             "normalize": normalize,
             "keep_top": keep_top,
+            "clip_penalty": clip_penalty,
             "adaptive_target": adaptive_target,
             "adaptive_signal": adaptive_signal,
             "select": params,

@@ -20,7 +20,10 @@ parameters received a gradient, and a callback queued on autograd's engine (run 
 backward, after the last gradient is accumulated and before ``backward()`` returns) adds the
 penalty gradient to all of them with fused multi-tensor ops. That is before any gradient
 clipping, exactly as if the penalty were part of the loss, without building an autograd graph
-and without a second backward pass. The task-only gradient that SI integrates is the gradient
+and without a second backward pass. With ``clip_penalty=False`` it is added later, in the
+optimizer's step pre-hook, after clipping: a global-norm clip (SB3's ``max_grad_norm``) then
+bounds the task gradient alone, and a strong penalty cannot shrink the task gradient of the
+parameters it does not hold. The task-only gradient that SI integrates is the gradient
 autograd accumulated before the penalty is added. The optimizer's step pre/post hooks measure
 the change Δθ that the step really made (after clipping, momentum, Adam). Per-step bookkeeping
 uses fused ``torch._foreach_*`` ops and never synchronises with the device (no ``.item()``).
@@ -242,6 +245,13 @@ class QuadraticRegulariser:
         Ω. D estimates the share of the consolidated progress that the moves since the anchor
         undo; c rises while D is above the target and falls while it is below (dual ascent on
         the constraint D ≤ target), so ``c`` is only the starting value.
+    :param clip_penalty: ``True``: the penalty gradient is added at the end of the backward
+        pass, so gradient clipping scales it with the task gradient, exactly as if the penalty
+        were part of the loss. ``False``: it is added in the optimizer's step pre-hook, after
+        clipping. Under a global-norm clip a strong penalty otherwise makes up most of the norm,
+        and the clip then shrinks the task gradient of every parameter, also of those the
+        penalty does not hold (Adam's ε then swallows their updates). Unclipped, the penalty
+        gradient can be large: with plain SGD keep ``lr · 2c·Ω`` below 1.
     :param storage_dtype: dtype of Ω and θ*: ``None`` (the parameter's dtype) or
         ``torch.bfloat16`` (half the bytes of float32; θ − θ* then carries bfloat16 rounding of θ*).
     :param attach: register the hooks now.
@@ -266,6 +276,7 @@ class QuadraticRegulariser:
         gamma: float = 0.9,
         normalize: Normalize = None,
         keep_top: float | None = None,
+        clip_penalty: bool = True,
         adaptive_target: float | None = None,
         adaptive_signal: AdaptiveSignal = "gradient_ratio",
         adaptive_rate: float = 0.01,
@@ -313,12 +324,16 @@ class QuadraticRegulariser:
         self.gamma = float(gamma)
         self.normalize: Normalize = normalize
         self.keep_top = None if keep_top is None else float(keep_top)
+        self.clip_penalty = bool(clip_penalty)
         self.adaptive_target = adaptive_target
         self.adaptive_signal: AdaptiveSignal = adaptive_signal
         self.adaptive_rate = float(adaptive_rate)
         self.adaptive_bounds = (float(lo), float(hi))
         # Whether the hooks keep the task gradient of every step (SI, adaptive mode).
         self._capture = self.needs_task_grad or adaptive_target is not None
+        # Whether the optimizer's step hooks run: to measure the step, or to add the penalty
+        # gradient after clipping.
+        self._step_hooks = self._capture or not self.clip_penalty
         self.storage_dtype: torch.dtype | None = storage_dtype  # type: ignore[assignment]
         self.select = select
         self.exclude = tuple(exclude)
@@ -406,7 +421,7 @@ class QuadraticRegulariser:
 
     def attach(self) -> None:
         """Register the per-parameter gradient hooks, and the optimizer step hooks where the
-        method needs them (SI, adaptive mode). Idempotent."""
+        method needs them (SI, adaptive mode, ``clip_penalty=False``). Idempotent."""
         if self._handles:
             return
         self._fired[:] = self._not_fired
@@ -416,7 +431,7 @@ class QuadraticRegulariser:
         self._handles = [
             p.register_hook(self._make_grad_hook(i)) for i, p in enumerate(self.params)
         ]
-        if self._capture:
+        if self._step_hooks:
             self._handles.append(self.optimizer.register_step_pre_hook(self._pre_step))
             self._handles.append(self.optimizer.register_step_post_hook(self._post_step))
 
@@ -444,7 +459,7 @@ class QuadraticRegulariser:
     def _make_grad_hook(self, i: int) -> Callable[[torch.Tensor], None]:
         # The hook only takes note; the arithmetic runs once per backward pass, for all
         # parameters together, in _end_of_backward. What the hook touches is bound here once.
-        param, capture = self.params[i], self._capture
+        param, capture, late = self.params[i], self._capture, not self.clip_penalty
         fired, pending, task_grad = self._fired, self._pending, self._task_grad
         graph_task_id, queue_callback = _graph_task_id, _queue_callback
         end_of_backward = self._end_of_backward
@@ -460,10 +475,10 @@ class QuadraticRegulariser:
                 if capture:
                     task_grad[i] = task_grad[i] + grad
                 return
-            if capture and not self.n_consolidations:
-                # No penalty gradient to add: keep autograd's task-gradient tensor (no copy).
-                # While this reference lives, autograd accumulates a copy of it into p.grad,
-                # which gradient clipping may then scale in place.
+            if capture and (late or not self.n_consolidations):
+                # No penalty gradient to add now: keep autograd's task-gradient tensor (no
+                # copy). While this reference lives, autograd accumulates a copy of it into
+                # p.grad, which gradient clipping may then scale in place.
                 task_grad[i] = grad
             task = graph_task_id()
             if task != self._queued_task:  # the first regularised gradient of this backward
@@ -486,7 +501,8 @@ class QuadraticRegulariser:
             for i in idx:
                 fired[i] = True
         pending.clear()
-        if self.n_consolidations:  # else nothing consolidated: no penalty yet
+        # Nothing consolidated: no penalty yet. clip_penalty=False: the step pre-hook adds it.
+        if self.n_consolidations and self.clip_penalty:
             self._add_penalty_gradient(idx)
 
     def _add_penalty_gradient(self, idx: list[int] | None) -> None:
@@ -531,8 +547,28 @@ class QuadraticRegulariser:
             p.grad = total
 
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
-        if self._hooks_enabled:
-            self._before_step()
+        if not self._hooks_enabled:
+            return
+        if not self.clip_penalty and self.n_consolidations:
+            self._add_penalty_after_clipping()
+        self._before_step()
+
+    def _add_penalty_after_clipping(self) -> None:
+        """p.grad += 2·c_g · Ω ⊙ (θ − θ*) in place, for the parameters that received a gradient
+        (``clip_penalty=False``). SI keeps its own reference to the task gradient, so the sum
+        can go into p.grad itself."""
+        grads = [p.grad for p in self.params]
+        seqs = (grads, self._detached, self._importance, self._anchor, self._alpha)
+        if not all(self._fired) or any(g is None for g in grads):
+            idx = [i for i, g in enumerate(grads) if self._fired[i] and g is not None]
+            seqs = tuple([seq[i] for i in idx] for seq in seqs)
+        grads, theta, importance, anchor, alpha = seqs
+        if not grads:
+            return
+        diff = torch._foreach_sub(theta, anchor)
+        if self.adaptive_target is not None:
+            torch._foreach_mul_(diff, self._c_t)  # c lives on the device in adaptive mode
+        torch._foreach_addcmul_(grads, importance, diff, alpha)
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         # Detached parameter aliases, buffers and detached task gradients only: no autograd,
@@ -541,7 +577,8 @@ class QuadraticRegulariser:
             return
         fired = self._fired
         idx = None if all(fired) else [i for i, f in enumerate(fired) if f]
-        self._after_step(idx)
+        if self._capture:
+            self._after_step(idx)
         if self.adaptive_target is not None and self.n_consolidations:
             self._adapt(idx)
         fired[:] = self._not_fired

@@ -290,6 +290,21 @@ def test_finetuning_mode_and_custom_signal(tmp_path):
     assert np.allclose(values, calls)
 
 
+@pytest.mark.parametrize("clip_penalty", [True, False])
+def test_clip_penalty_reaches_the_regulariser_and_its_step_hooks(clip_penalty):
+    """L2 needs the optimizer's step hooks only to add the penalty after SB3's clipping."""
+    model = make_model("ppo", seed=2)
+    cb = ContinualCallback(
+        "l2", trigger="interval", trigger_kwargs={"n_steps": 256}, clip_penalty=clip_penalty
+    )
+    model.learn(512, callback=cb)
+    reg = cb.regulariser
+    assert reg is not None and reg.n_consolidations >= 1 and reg.clip_penalty is clip_penalty
+    reg.attach()
+    assert len(reg._handles) == len(reg.params) + (0 if clip_penalty else 2)
+    reg.detach()
+
+
 def test_constructor_validation():
     with pytest.raises(ValueError, match="regulariser"):
         ContinualCallback("ewc2")

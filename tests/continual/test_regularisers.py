@@ -39,11 +39,12 @@ def make_optimizer(kind: str, params) -> torch.optim.Optimizer:
     return torch.optim.Adam(params, lr=0.03)
 
 
-def reference_si(model, opt_kind, tasks, c, clip, use_total_grad=False):
+def reference_si(model, opt_kind, tasks, c, clip, use_total_grad=False, clip_penalty=True):
     """SI computed directly from its definition, with the penalty in the gradient by hand.
 
-    Per step: g = ∇ task loss; update with g + 2cΩ(θ−θ*) (clipped if asked); Δθ measured;
-    ω −= g·Δθ. Consolidation: Ω = max(0, Ω + ω/((θ−θ*)² + ξ)), θ* = θ, ω = 0.
+    Per step: g = ∇ task loss; update with g + 2cΩ(θ−θ*) (clipped if asked; with
+    ``clip_penalty=False`` only g is clipped); Δθ measured; ω −= g·Δθ. Consolidation:
+    Ω = max(0, Ω + ω/((θ−θ*)² + ξ)), θ* = θ, ω = 0.
     ``use_total_grad`` reproduces the known bug (g replaced by the total gradient).
     """
     params = list(model.parameters())
@@ -56,14 +57,15 @@ def reference_si(model, opt_kind, tasks, c, clip, use_total_grad=False):
             loss = nn.functional.mse_loss(model(x), y)
             g = torch.autograd.grad(loss, params)
             with torch.no_grad():
-                total = [
-                    gi + 2 * c * o * (p - a)
-                    for gi, o, p, a in zip(g, big, params, anchor, strict=True)
-                ]
-                for p, t in zip(params, total, strict=True):
+                pen = [2 * c * o * (p - a) for o, p, a in zip(big, params, anchor, strict=True)]
+                total = [gi + pi for gi, pi in zip(g, pen, strict=True)]
+                for p, t in zip(params, total if clip_penalty else g, strict=True):
                     p.grad = t.clone()
                 if clip is not None:
                     torch.nn.utils.clip_grad_norm_(params, clip)
+                if not clip_penalty:
+                    for p, pi in zip(params, pen, strict=True):
+                        p.grad += pi
                 before = [p.detach().clone() for p in params]
                 opt.step()
                 used = total if use_total_grad else g
@@ -77,9 +79,9 @@ def reference_si(model, opt_kind, tasks, c, clip, use_total_grad=False):
     return omega, big, anchor, [p.detach().clone() for p in params]
 
 
-def run_si(model, opt_kind, tasks, c, clip, consolidate_last=True):
+def run_si(model, opt_kind, tasks, c, clip, consolidate_last=True, clip_penalty=True):
     opt = make_optimizer(opt_kind, model.parameters())
-    si = SI(model, opt, c=c, xi=XI)
+    si = SI(model, opt, c=c, xi=XI, clip_penalty=clip_penalty)
     for k, batches in enumerate(tasks):
         for x, y in batches:
             opt.zero_grad()
@@ -115,6 +117,48 @@ def test_si_matches_reference_after_two_consolidations(opt_kind, clip):
     si3 = run_si(make_model(), opt_kind, three, c, clip, consolidate_last=False)
     ref3 = _reference_omega_midtask(make_model(), opt_kind, three, c, clip)
     assert rel_err(list(si3.omega.values()), ref3) <= 1e-6
+
+
+@pytest.mark.parametrize("opt_kind", ["sgd", "adam"])
+def test_si_with_the_penalty_added_after_clipping_matches_reference(opt_kind):
+    tasks = make_tasks(n_tasks=3)
+    c, clip = 0.5, 0.05
+    _, ref_big, _, ref_theta = reference_si(
+        make_model(), opt_kind, tasks, c, clip, clip_penalty=False
+    )
+    _, clipped_big, _, _ = reference_si(make_model(), opt_kind, tasks, c, clip)
+    assert rel_err(clipped_big, ref_big) > 1e-3  # the test problem tells the two apart
+    si = run_si(make_model(), opt_kind, tasks, c, clip, clip_penalty=False)
+    assert rel_err(list(si.importance.values()), ref_big) <= 1e-6
+    assert rel_err([p.detach() for p in si.params], ref_theta) <= 1e-6
+
+
+@pytest.mark.parametrize("cls", [SI, L2])
+@pytest.mark.parametrize("clip_penalty", [True, False])
+def test_clip_penalty_decides_whether_clipping_scales_the_penalty_gradient(cls, clip_penalty):
+    """The gradient the optimizer steps with: clip(g + pen), or clip(g) + pen."""
+    model, opt, reg = _trained_regulariser(cls, c=5.0, clip_penalty=clip_penalty)
+    seen: list[list[torch.Tensor]] = []
+    # Registered after the regulariser's own pre-hook, so it sees what the step will use.
+    opt.register_step_pre_hook(lambda *_: seen.append([p.grad.clone() for p in reg.params]))
+    max_norm = 0.01
+    for x, y in make_tasks(n_tasks=1, steps=3)[0]:  # several steps: every one gets the penalty
+        with reg.hooks_disabled():
+            g = torch.autograd.grad(nn.functional.mse_loss(model(x), y), reg.params)
+            pen = torch.autograd.grad(_autograd_penalty(reg), reg.params)
+        opt.zero_grad()
+        nn.functional.mse_loss(model(x), y).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm)
+        opt.step()
+        clipped = [a + b for a, b in zip(g, pen, strict=True)] if clip_penalty else list(g)
+        norm = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(t) for t in clipped]))
+        scale = min(1.0, max_norm / (float(norm) + 1e-6))
+        expected = [t * scale for t in clipped]
+        if not clip_penalty:
+            expected = [e + b for e, b in zip(expected, pen, strict=True)]
+        for got, want in zip(seen[-1], expected, strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-12)
+    assert len(seen) == 3
 
 
 def _reference_omega_midtask(model, opt_kind, tasks, c, clip):

@@ -165,6 +165,7 @@ def _assert_equal_state(a, b) -> None:
         (["continual=no_such_method"], "continual/no_such_method"),
         (["continual.adaptive_signal=loss"], "adaptive_signal: must be 'gradient_ratio'"),
         (["continual.keep_top=1.5"], "continual.keep_top=1.5 must be null or in (0, 1]"),
+        (["continual.clip_penalty=sometimes"], "continual.clip_penalty"),
         (["resume=/nonexistent/run"], "not a run directory"),
     ],
 )

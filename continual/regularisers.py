@@ -508,7 +508,9 @@ class QuadraticRegulariser:
 
     def _add_penalty_gradient(self, idx: list[int] | None) -> None:
         """p.grad += 2·c_g · Ω ⊙ (θ − θ*), the gradient of c_g Σ Ω (θ − θ*)², exactly as if the
-        penalty were part of the loss; for the parameters ``idx`` (``None``: all).
+        penalty were part of the loss; for the parameters ``idx`` (``None``: all). Called at the
+        end of the backward pass, or with ``clip_penalty=False`` in the step pre-hook, where
+        the task gradient SI keeps is already a tensor apart from p.grad.
 
         A few fused multi-tensor ops for all parameters, rather than small ops per parameter
         inside autograd's per-parameter hooks: on small networks the cost is the number of op
@@ -525,7 +527,7 @@ class QuadraticRegulariser:
         if self.adaptive_target is not None:
             torch._foreach_mul_(diff, self._c_t)  # c lives on the device in adaptive mode
         try:
-            if not self._capture:
+            if not self._capture or not self.clip_penalty:
                 torch._foreach_addcmul_(grads, importance, diff, alpha)
                 return
             totals = torch._foreach_addcmul(grads, importance, diff, alpha)
@@ -550,26 +552,11 @@ class QuadraticRegulariser:
     def _pre_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         if not self._hooks_enabled:
             return
-        if not self.clip_penalty and self.n_consolidations:
-            self._add_penalty_after_clipping()
+        fired = self._fired
+        if not self.clip_penalty and self.n_consolidations and any(fired):
+            idx = None if all(fired) else [i for i, f in enumerate(fired) if f]
+            self._add_penalty_gradient(idx)
         self._before_step()
-
-    def _add_penalty_after_clipping(self) -> None:
-        """p.grad += 2·c_g · Ω ⊙ (θ − θ*) in place, for the parameters that received a gradient
-        (``clip_penalty=False``). SI keeps its own reference to the task gradient, so the sum
-        can go into p.grad itself."""
-        grads = [p.grad for p in self.params]
-        seqs = (grads, self._detached, self._importance, self._anchor, self._alpha)
-        if not all(self._fired) or any(g is None for g in grads):
-            idx = [i for i, g in enumerate(grads) if self._fired[i] and g is not None]
-            seqs = tuple([seq[i] for i in idx] for seq in seqs)
-        grads, theta, importance, anchor, alpha = seqs
-        if not grads:
-            return
-        diff = torch._foreach_sub(theta, anchor)
-        if self.adaptive_target is not None:
-            torch._foreach_mul_(diff, self._c_t)  # c lives on the device in adaptive mode
-        torch._foreach_addcmul_(grads, importance, diff, alpha)
 
     def _post_step(self, optimizer: Any, args: Any, kwargs: Any) -> None:
         # Detached parameter aliases, buffers and detached task gradients only: no autograd,

@@ -31,6 +31,7 @@ test: $(TEST_STAMP)
 
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_env.py

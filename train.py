@@ -46,8 +46,9 @@ CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 CONFIG_NAME = "config"
 
 # `resume=<dir>` makes Hydra write into that run directory, its own files under .hydra/resume.
-OmegaConf.register_new_resolver("resume_or", lambda resume, default: resume or default,
-                                replace=True)
+OmegaConf.register_new_resolver(
+    "resume_or", lambda resume, default: resume or default, replace=True
+)
 OmegaConf.register_new_resolver(
     "hydra_subdir", lambda resume: ".hydra/resume" if resume else ".hydra", replace=True
 )
@@ -148,9 +149,7 @@ def prepare(
     run_dir = Path(cfg.resume).resolve()
     others = [o for o in overrides if not o.startswith("resume=")]
     if others:
-        raise ValueError(
-            f"resume uses the run's saved config; remove the other overrides {others}"
-        )
+        raise ValueError(f"resume uses the run's saved config; remove the other overrides {others}")
     if not (run_dir / CONFIG_FILE).is_file():
         raise CheckpointError(
             f"resume={cfg.resume}: not a run directory ({CONFIG_FILE} not found in {run_dir})"
@@ -176,11 +175,17 @@ def print_table(metrics: dict[str, Any], wall: float, num_timesteps: int) -> Non
     for col in ("task", "final", "own window end", "forgetting", "AUC"):
         table.add_column(col, justify="left" if col == "task" else "right")
     for name, m in metrics["per_task"].items():
-        table.add_row(name, fmt(m["final"]), fmt(m["plasticity"]), fmt(m["forgetting"]),
-                      fmt(m["auc"]))
-    table.add_row("average", fmt(metrics["average_performance"]),
-                  fmt(metrics["average_plasticity"]), fmt(metrics["average_forgetting"]),
-                  fmt(metrics["average_auc"]), style="bold")
+        table.add_row(
+            name, fmt(m["final"]), fmt(m["plasticity"]), fmt(m["forgetting"]), fmt(m["auc"])
+        )
+    table.add_row(
+        "average",
+        fmt(metrics["average_performance"]),
+        fmt(metrics["average_plasticity"]),
+        fmt(metrics["average_forgetting"]),
+        fmt(metrics["average_auc"]),
+        style="bold",
+    )
     Console().print(table)
 
 
@@ -211,8 +216,7 @@ def run(
     world = OmegaConf.to_container(cfg.stream.world)
     nav = make_vec_env(spec, n_envs=cfg.n_envs, seed=cfg.seed, world=world)
     env = VecMonitor(nav)  # episode returns/lengths for SB3's rollout/* scalars
-    eval_envs = make_eval_envs(nav.task_names, n_envs=cfg.eval.n_envs, seed=cfg.seed,
-                               world=world)
+    eval_envs = make_eval_envs(nav.task_names, n_envs=cfg.eval.n_envs, seed=cfg.seed, world=world)
     tb_dir = run_dir / "tb"
 
     cont = continual_callback(cfg)
@@ -257,8 +261,10 @@ def run(
             step = int(payload["num_timesteps"])
         if step is None:
             return "No checkpoint was written."
-        return (f"The last good checkpoint ({run_dir / CHECKPOINT}, env step {step:,}) is "
-                f"intact; fix the cause, then continue with resume={run_dir}.")
+        return (
+            f"The last good checkpoint ({run_dir / CHECKPOINT}, env step {step:,}) is "
+            f"intact; fix the cause, then continue with resume={run_dir}."
+        )
 
     def regulariser_tensors() -> dict[str, Any]:
         reg = cont.regulariser
@@ -269,8 +275,11 @@ def run(
         return out
 
     guard = NonFiniteGuard(regulariser_tensors, describe_checkpoint)
-    callbacks = [cont, evaluator, InfoArrayLogger("mixture", "stream/weight_",
-                                                  scalar_keys=("dominant_task_id",))]
+    callbacks = [
+        cont,
+        evaluator,
+        InfoArrayLogger("mixture", "stream/weight_", scalar_keys=("dominant_task_id",)),
+    ]
     if cfg.debug.nan_at_step is not None:
         callbacks.append(NaNInjection(cfg.debug.nan_at_step))
     callbacks += [guard, checkpointer]  # guard first: a bad state is never checkpointed
@@ -299,8 +308,11 @@ def run(
 
     metrics = evaluator.compute_metrics()
     c = cfg.continual
-    strength_name = None if c.regulariser is None else (
-        "adaptive_target" if c.adaptive_target is not None else "c")
+    strength_name = (
+        None
+        if c.regulariser is None
+        else ("adaptive_target" if c.adaptive_target is not None else "c")
+    )
     record = {
         "run": {
             "method": c.name,

@@ -63,8 +63,14 @@ def validate_agent_config(cfg: AgentConfig) -> None:
         raise ValueError(
             f"agent.activation={cfg.activation!r} is unknown; allowed: {list(ACTIVATIONS)}"
         )
-    for name in ("n_steps", "batch_size", "n_epochs", "lstm_hidden_size", "n_lstm_layers",
-                 "torch_threads"):
+    for name in (
+        "n_steps",
+        "batch_size",
+        "n_epochs",
+        "lstm_hidden_size",
+        "n_lstm_layers",
+        "torch_threads",
+    ):
         v = getattr(cfg, name)
         if v < 1:
             raise ValueError(f"agent.{name}={v} must be in [1, inf)")

@@ -48,13 +48,19 @@ class NonFiniteGuard(BaseCallback):
             if not bool(torch.isfinite(p).all()):
                 bad.append(f"policy parameter {name!r}")
         for key, value in self.model.logger.name_to_value.items():
-            if (key.startswith(self.prefixes) and isinstance(value, (int, float))
-                    and not math.isfinite(float(value))):
+            if (
+                key.startswith(self.prefixes)
+                and isinstance(value, (int, float))
+                and not math.isfinite(float(value))
+            ):
                 bad.append(f"{key}={value}")
         if self.tensors is not None:
             for name, t in self.tensors().items():
-                if (isinstance(t, torch.Tensor) and t.is_floating_point()
-                        and not bool(torch.isfinite(t).all())):
+                if (
+                    isinstance(t, torch.Tensor)
+                    and t.is_floating_point()
+                    and not bool(torch.isfinite(t).all())
+                ):
                     bad.append(name)
         return bad
 

@@ -58,8 +58,13 @@ def _timed(step: Callable[[int], None], agents_per_step: int, seconds: float) ->
 
 
 def bench_core(n_envs: int) -> Callable[[float], float]:
-    core = NavCore(n_envs, [get_task(t) for t in DEFAULT_TASKS], WorldConfig(),
-                   TaskStream(_stream(), seed=0), seed=0)
+    core = NavCore(
+        n_envs,
+        [get_task(t) for t in DEFAULT_TASKS],
+        WorldConfig(),
+        TaskStream(_stream(), seed=0),
+        seed=0,
+    )
     actions = np.random.default_rng(0).uniform(-2, 2, (N_ACTION_BATCHES, n_envs, 2))
     actions = actions.astype(np.float32)
     return lambda s: _timed(lambda i: core.step(actions[i % N_ACTION_BATCHES]), n_envs, s)
@@ -116,23 +121,34 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             samples[name].append(run(args.seconds))
     med = {k: statistics.median(v) for k, v in samples.items()}
 
-    print(f"python {platform.python_version()}, numpy {np.__version__}, "
-          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+    print(
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}"
+    )
     print(f"{args.repeats} interleaved repeats of {args.seconds:.2f} s each; random actions\n")
     width = max(map(len, med))
     print(f"{'benchmark':<{width}}  {'agent-steps/s (median)':>22}  {'min':>10}  {'max':>10}")
     for k, v in med.items():
         print(f"{k:<{width}}  {v:>22,.0f}  {min(samples[k]):>10,.0f}  {max(samples[k]):>10,.0f}")
-    vec, dummy, grid = med["NavVecEnv N=256"], med["DummyVecEnv(NavEnv) N=256"], med[
-        "MiniGrid-Empty-8x8-v0 (single)"]
+    vec, dummy, grid = (
+        med["NavVecEnv N=256"],
+        med["DummyVecEnv(NavEnv) N=256"],
+        med["MiniGrid-Empty-8x8-v0 (single)"],
+    )
     r_grid, r_dummy = vec / grid, vec / dummy
     print()
-    print(f"NavVecEnv N=256 / single MiniGrid:     {r_grid:7.1f}x  (target >= 30x: "
-          f"{'met' if r_grid >= 30 else 'NOT met'})")
-    print(f"NavVecEnv N=256 / DummyVecEnv N=256:   {r_dummy:7.1f}x  (target >= 10x: "
-          f"{'met' if r_dummy >= 10 else 'NOT met'})")
-    print(f"NavVecEnv N=256 / NavCore N=256:       {vec / med['NavCore N=256']:7.2f}x  "
-          "(cost of the per-env info dicts)")
+    print(
+        f"NavVecEnv N=256 / single MiniGrid:     {r_grid:7.1f}x  (target >= 30x: "
+        f"{'met' if r_grid >= 30 else 'NOT met'})"
+    )
+    print(
+        f"NavVecEnv N=256 / DummyVecEnv N=256:   {r_dummy:7.1f}x  (target >= 10x: "
+        f"{'met' if r_dummy >= 10 else 'NOT met'})"
+    )
+    print(
+        f"NavVecEnv N=256 / NavCore N=256:       {vec / med['NavCore N=256']:7.2f}x  "
+        "(cost of the per-env info dicts)"
+    )
     print(f"\ncommand: python {' '.join(['benchmarks/bench_env.py', *sys.argv[1:]])}")
     return med
 

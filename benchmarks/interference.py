@@ -55,14 +55,19 @@ def success_rate(model: PPO, env: NavVecEnv, n_episodes: int) -> float:
     return evaluate_episodes(model, env, n_episodes, deterministic=True)["success"]
 
 
-def run_seed(seed: int, tasks: Sequence[str], steps_a: int, steps_b: int, steps_joint: int,
-             episodes: int) -> dict[str, float]:
+def run_seed(
+    seed: int, tasks: Sequence[str], steps_a: int, steps_b: int, steps_joint: int, episodes: int
+) -> dict[str, float]:
     task_a, task_b = tasks[0], tasks[1]
     evals = make_eval_envs(list(tasks), n_envs=10, seed=seed)
     out: dict[str, float] = {}
 
-    env = make_vec_env(StreamSpec(schedule=[(task_a, steps_a), (task_b, steps_b)]), N_ENVS,
-                       seed=seed, task_names=list(tasks))
+    env = make_vec_env(
+        StreamSpec(schedule=[(task_a, steps_a), (task_b, steps_b)]),
+        N_ENVS,
+        seed=seed,
+        task_names=list(tasks),
+    )
     model = new_model(env, seed)
     model.learn(steps_a)
     out["a: A after A"] = success_rate(model, evals[task_a], episodes)
@@ -82,8 +87,9 @@ def run_seed(seed: int, tasks: Sequence[str], steps_a: int, steps_b: int, steps_
 def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    parser.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS,
-                        help="task set; A and B are the first two")
+    parser.add_argument(
+        "--tasks", nargs="+", default=DEFAULT_TASKS, help="task set; A and B are the first two"
+    )
     parser.add_argument("--steps-a", type=int, default=20_480)
     parser.add_argument("--steps-b", type=int, default=40_960)
     parser.add_argument("--steps-joint", type=int, default=61_440)
@@ -95,20 +101,31 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
     results: dict[int, dict[str, float]] = {}
     for seed in args.seeds:
         t0 = time.perf_counter()
-        results[seed] = run_seed(seed, args.tasks, args.steps_a, args.steps_b,
-                                 args.steps_joint, args.episodes)
+        results[seed] = run_seed(
+            seed, args.tasks, args.steps_a, args.steps_b, args.steps_joint, args.episodes
+        )
         print(f"seed {seed} done in {time.perf_counter() - t0:.0f} s", flush=True)
     total_steps = len(args.seeds) * (args.steps_a + args.steps_b + args.steps_joint)
     elapsed = time.perf_counter() - start
 
-    targets = {"a: A after A": ">= 0.9", "b: A after B": "< 0.3", "b: B after B": "",
-               "c: joint mean": ">= 0.8", "c: joint min": ""}
-    checks = {"a: A after A": lambda v: v >= 0.9, "b: A after B": lambda v: v < 0.3,
-              "c: joint mean": lambda v: v >= 0.8}
+    targets = {
+        "a: A after A": ">= 0.9",
+        "b: A after B": "< 0.3",
+        "b: B after B": "",
+        "c: joint mean": ">= 0.8",
+        "c: joint min": "",
+    }
+    checks = {
+        "a: A after A": lambda v: v >= 0.9,
+        "b: A after B": lambda v: v < 0.3,
+        "c: joint mean": lambda v: v >= 0.8,
+    }
     a, b = args.tasks[0], args.tasks[1]
     print(f"\nA = {a}, B = {b}; joint over {len(args.tasks)} tasks: {', '.join(args.tasks)}")
-    print(f"steps: A {args.steps_a}, B {args.steps_b}, joint {args.steps_joint}; "
-          f"{args.episodes} deterministic eval episodes per task\n")
+    print(
+        f"steps: A {args.steps_a}, B {args.steps_b}, joint {args.steps_joint}; "
+        f"{args.episodes} deterministic eval episodes per task\n"
+    )
     header = f"{'measure':<16}" + "".join(f"{'seed ' + str(s):>9}" for s in args.seeds)
     print(header + f"{'mean':>9}{'target':>9}  ok")
     for key, target in targets.items():
@@ -118,8 +135,10 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
             ok = "yes" if all(checks[key](v) for v in vals) else "NO"
         row = "".join(f"{v:>9.2f}" for v in vals)
         print(f"{key:<16}{row}{np.mean(vals):>9.2f}{target:>9}  {ok}")
-    print(f"\n{total_steps} training steps in {elapsed:.0f} s "
-          f"({total_steps / elapsed:,.0f} steps/s including evaluation)")
+    print(
+        f"\n{total_steps} training steps in {elapsed:.0f} s "
+        f"({total_steps / elapsed:,.0f} steps/s including evaluation)"
+    )
     print(f"command: python {' '.join(['benchmarks/interference.py', *sys.argv[1:]])}")
     return results
 

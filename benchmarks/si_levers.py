@@ -108,8 +108,10 @@ def parse_params(spec: str) -> str | dict[str, float] | list[str]:
 def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of ContinualCallback for this setting (JSON-friendly)."""
     reg = None if args.method == "finetune" else args.method
-    on_shift: dict[str, Any] | None = {"reset_log_std": args.reset_log_std,
-                                       "reset_optimizer": args.reset_optimizer}
+    on_shift: dict[str, Any] | None = {
+        "reset_log_std": args.reset_log_std,
+        "reset_optimizer": args.reset_optimizer,
+    }
     if args.shift_ent_coef is not None:
         on_shift.update(ent_coef=args.shift_ent_coef, ent_coef_rollouts=10)
     if args.reset_log_std is None and not args.reset_optimizer and args.shift_ent_coef is None:
@@ -124,8 +126,12 @@ def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     if args.trigger == "interval":
         kw["trigger_kwargs"] = {"n_steps": args.phase_steps}
     if reg is not None:
-        kw.update(c=args.c, normalize=args.normalize, params=parse_params(args.params),
-                  exclude=tuple(args.exclude))
+        kw.update(
+            c=args.c,
+            normalize=args.normalize,
+            params=parse_params(args.params),
+            exclude=tuple(args.exclude),
+        )
         if args.accumulate:
             kw["accumulate"] = args.accumulate
         if args.gamma is not None:
@@ -165,8 +171,9 @@ def with_params(model: PPO, state: dict[str, torch.Tensor]):
     return _Ctx()
 
 
-def mix(base: dict[str, torch.Tensor], donor: dict[str, torch.Tensor],
-        prefixes: Sequence[str]) -> dict[str, torch.Tensor]:
+def mix(
+    base: dict[str, torch.Tensor], donor: dict[str, torch.Tensor], prefixes: Sequence[str]
+) -> dict[str, torch.Tensor]:
     out = dict(base)
     for k in base:
         if any(k.startswith(p) for p in prefixes):
@@ -198,8 +205,10 @@ def omega_report(cb: ContinualCallback, blocks: dict[str, slice]) -> dict[str, A
         return {}
     imp = {k: v.detach().double() for k, v in reg.importance.items()}
     out: dict[str, Any] = {
-        "per_tensor": {k: {"mean": float(v.mean()), "max": float(v.max()), "n": v.numel()}
-                       for k, v in imp.items()},
+        "per_tensor": {
+            k: {"mean": float(v.mean()), "max": float(v.max()), "n": v.numel()}
+            for k, v in imp.items()
+        },
         "effective_c": reg.effective_c(),
     }
     w = imp.get("mlp_extractor.policy_net.0.weight")
@@ -208,8 +217,9 @@ def omega_report(cb: ContinualCallback, blocks: dict[str, slice]) -> dict[str, A
     return out
 
 
-def delta_report(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor],
-                 blocks: dict[str, slice]) -> dict[str, Any]:
+def delta_report(
+    before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], blocks: dict[str, slice]
+) -> dict[str, Any]:
     """RMS change per actor tensor between two phase ends, and per input block of layer 1."""
     out: dict[str, Any] = {"per_tensor": {}}
     for k in before:
@@ -247,8 +257,9 @@ class Recorder(BaseCallback):
         log_std = float(self.model.policy.log_std.detach().mean())
         train_success = float(np.mean(self._succ)) if self._succ else float("nan")
         self._succ = []
-        self.trace.append({"t": t, "signal": cb.last_signal, "log_std": log_std,
-                           "train_success": train_success})
+        self.trace.append(
+            {"t": t, "signal": cb.last_signal, "log_std": log_std, "train_success": train_success}
+        )
         if cb.n_consolidations > self._nc:
             self._nc = cb.n_consolidations
             self.consolidations.append(t)
@@ -294,8 +305,11 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     deltas: list[dict[str, Any]] = []
     head_gain: list[list[float]] = []
     for k in range(n):
-        model.learn(args.phase_steps, callback=CallbackList(callbacks) if callbacks else None,
-                    reset_num_timesteps=False)
+        model.learn(
+            args.phase_steps,
+            callback=CallbackList(callbacks) if callbacks else None,
+            reset_num_timesteps=False,
+        )
         for j, t in enumerate(tasks):
             S[k, j], P[k, j] = evaluate(model, evals[t], args.episodes)
         state = policy_state(model)
@@ -304,8 +318,14 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         if args.swap and k >= 1:
             for j in range(k):
                 old = ends[j]
-                row: dict[str, Any] = {"phase": k, "task": tasks[j], "now": S[k, j],
-                                       "old": S[j, j], "restore": {}, "break": {}}
+                row: dict[str, Any] = {
+                    "phase": k,
+                    "task": tasks[j],
+                    "now": S[k, j],
+                    "old": S[j, j],
+                    "restore": {},
+                    "break": {},
+                }
                 for g, prefixes in SWAP_GROUPS.items():
                     with with_params(model, mix(state, old, prefixes)):
                         row["restore"][g] = evaluate(model, evals[tasks[j]], args.episodes)[0]
@@ -317,17 +337,23 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
         # (tanh features span [-1, 1]).
         head_gain.append([float(2 * v) for v in state["action_net.weight"].abs().sum(1)])
         log_std = float(model.policy.log_std.detach().mean())
-        print(f"  seed {seed} phase {k} ({tasks[k] if args.method != 'joint' else 'joint'}) "
-              f"t={model.num_timesteps}: S={np.round(S[k], 2).tolist()} "
-              f"P={np.round(P[k], 2).tolist()} log_std={log_std:.2f} "
-              f"head gain={np.round(head_gain[-1], 2).tolist()}", flush=True)
+        print(
+            f"  seed {seed} phase {k} ({tasks[k] if args.method != 'joint' else 'joint'}) "
+            f"t={model.num_timesteps}: S={np.round(S[k], 2).tolist()} "
+            f"P={np.round(P[k], 2).tolist()} log_std={log_std:.2f} "
+            f"head gain={np.round(head_gain[-1], 2).tolist()}",
+            flush=True,
+        )
 
-    out: dict[str, Any] = {"S": S.tolist(), "P": P.tolist(), "head_gain": head_gain,
-                           **metrics(S)}
+    out: dict[str, Any] = {"S": S.tolist(), "P": P.tolist(), "head_gain": head_gain, **metrics(S)}
     if rec is not None:
-        out.update(consolidations=rec.consolidations, shifts=rec.shifts, trace=rec.trace,
-                   boundaries=[args.phase_steps * (k + 1) for k in range(n - 1)],
-                   learn_steps=learn_steps(rec.trace, args.phase_steps, n))
+        out.update(
+            consolidations=rec.consolidations,
+            shifts=rec.shifts,
+            trace=rec.trace,
+            boundaries=[args.phase_steps * (k + 1) for k in range(n - 1)],
+            learn_steps=learn_steps(rec.trace, args.phase_steps, n),
+        )
         if args.omega:
             out["omega"] = rec.omega_at
             out["delta"] = deltas
@@ -336,14 +362,18 @@ def run_seed(args: argparse.Namespace, seed: int) -> dict[str, Any]:
     return out
 
 
-def learn_steps(trace: list[dict[str, float]], phase: int, n: int,
-                level: float = 0.8) -> list[int | None]:
+def learn_steps(
+    trace: list[dict[str, float]], phase: int, n: int, level: float = 0.8
+) -> list[int | None]:
     """Steps into each phase until the stochastic training success of a rollout first reaches
     ``level`` (None: never)."""
     out: list[int | None] = []
     for k in range(n):
-        hit = [r["t"] - k * phase for r in trace
-               if k * phase < r["t"] <= (k + 1) * phase and r["train_success"] >= level]
+        hit = [
+            r["t"] - k * phase
+            for r in trace
+            if k * phase < r["t"] <= (k + 1) * phase and r["train_success"] >= level
+        ]
         out.append(int(hit[0]) if hit else None)
     return out
 
@@ -366,14 +396,19 @@ def metrics(S: np.ndarray) -> dict[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--method", choices=["finetune", "si", "l2", "joint"], default="si")
     p.add_argument("--trigger", choices=["boundary", "plateau", "interval"], default="boundary")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     p.add_argument("--tasks", nargs="+", default=DEFAULT_TASKS[:3])
-    p.add_argument("--phase-steps", type=int, default=32_768,
-                   help="env steps per task (a multiple of 2048, one rollout)")
+    p.add_argument(
+        "--phase-steps",
+        type=int,
+        default=32_768,
+        help="env steps per task (a multiple of 2048, one rollout)",
+    )
     p.add_argument("--blur", type=int, default=0)
     p.add_argument("--episodes", type=int, default=30, help="eval episodes per task")
     # regulariser
@@ -383,29 +418,46 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gamma", type=float, default=None, help="decay of accumulate=ema")
     p.add_argument("--normalize", choices=["mean", "max"], default=None)
     p.add_argument("--adaptive-target", type=float, default=None)
-    p.add_argument("--params", default="actor",
-                   help="preset (actor, hidden, head, all), 'actor=1,critic=0.1', or "
-                        "glob patterns separated by ';'")
+    p.add_argument(
+        "--params",
+        default="actor",
+        help="preset (actor, hidden, head, all), 'actor=1,critic=0.1', or "
+        "glob patterns separated by ';'",
+    )
     p.add_argument("--exclude", nargs="*", default=["log_std"])
-    p.add_argument("--reset-log-std", type=lambda s: None if s == "none" else float(s),
-                   default=0.0, help="on-shift log_std floor, or 'none'")
-    p.add_argument("--reset-optimizer", action="store_true",
-                   help="on shift, also clear Adam's moments")
-    p.add_argument("--shift-ent-coef", type=float, default=None,
-                   help="on shift, use this entropy coefficient for 10 rollouts")
+    p.add_argument(
+        "--reset-log-std",
+        type=lambda s: None if s == "none" else float(s),
+        default=0.0,
+        help="on-shift log_std floor, or 'none'",
+    )
+    p.add_argument(
+        "--reset-optimizer", action="store_true", help="on shift, also clear Adam's moments"
+    )
+    p.add_argument(
+        "--shift-ent-coef",
+        type=float,
+        default=None,
+        help="on shift, use this entropy coefficient for 10 rollouts",
+    )
     p.add_argument("--plateau-kwargs", default="", help="JSON dict of PlateauTrigger kwargs")
     # PPO
-    p.add_argument("--pi-layers", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[256, 256])
-    p.add_argument("--vf-layers", type=lambda s: [int(x) for x in s.split(",")],
-                   default=[256, 256])
+    p.add_argument("--pi-layers", type=lambda s: [int(x) for x in s.split(",")], default=[256, 256])
+    p.add_argument("--vf-layers", type=lambda s: [int(x) for x in s.split(",")], default=[256, 256])
     p.add_argument("--lr", type=float, default=3e-4)
     p.add_argument("--ent-coef", type=float, default=0.001)
     p.add_argument("--n-epochs", type=int, default=10)
-    p.add_argument("--no-ortho-init", action="store_true",
-                   help="PyTorch's default init instead of SB3's orthogonal init")
-    p.add_argument("--head-scale", type=float, default=1.0,
-                   help="multiply the initial action-head weights (SB3: orthogonal, gain 0.01)")
+    p.add_argument(
+        "--no-ortho-init",
+        action="store_true",
+        help="PyTorch's default init instead of SB3's orthogonal init",
+    )
+    p.add_argument(
+        "--head-scale",
+        type=float,
+        default=1.0,
+        help="multiply the initial action-head weights (SB3: orthogonal, gain 0.01)",
+    )
     # diagnostics and output
     p.add_argument("--omega", action="store_true", help="record Omega and parameter change")
     p.add_argument("--swap", action="store_true", help="parameter-group swap analysis")
@@ -417,19 +469,25 @@ def build_parser() -> argparse.ArgumentParser:
 def summarize(paths: Sequence[str]) -> None:
     """One Markdown row per saved run: setting, per-seed final S row, final average success,
     forgetting, tasks solved, consolidation times."""
-    print("| setting | seed | S after last phase | final avg | forgetting | plasticity "
-          "| consolidations |")
+    print(
+        "| setting | seed | S after last phase | final avg | forgetting | plasticity "
+        "| consolidations |"
+    )
     print("|---|---|---|---|---|---|---|")
     for path in paths:
         d = json.loads(Path(path).read_text())
         for seed, r in d["runs"].items():
             row = " ".join(f"{v:.2f}" for v in r["S"][-1])
             cons = ", ".join(str(t) for t in r.get("consolidations", [])) or "-"
-            print(f"| {d['label']} | {seed} | {row} | {r['final_avg']:.2f} | "
-                  f"{r['forgetting']:.2f} | {r['plasticity']:.2f} | {cons} |")
+            print(
+                f"| {d['label']} | {seed} | {row} | {r['final_avg']:.2f} | "
+                f"{r['forgetting']:.2f} | {r['plasticity']:.2f} | {cons} |"
+            )
         plast = np.mean([r["plasticity"] for r in d["runs"].values()])
-        print(f"| **{d['label']}** | mean | | **{d['final_avg_mean']:.2f}** | "
-              f"{d['forgetting_mean']:.2f} | {plast:.2f} | |")
+        print(
+            f"| **{d['label']}** | mean | | **{d['final_avg_mean']:.2f}** | "
+            f"{d['forgetting_mean']:.2f} | {plast:.2f} | |"
+        )
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -443,8 +501,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(1)
     tasks = list(args.tasks)
     label = args.label or args.method
-    print(f"[{label}] tasks {tasks}, {args.phase_steps} steps per phase, seeds {args.seeds}",
-          flush=True)
+    print(
+        f"[{label}] tasks {tasks}, {args.phase_steps} steps per phase, seeds {args.seeds}",
+        flush=True,
+    )
     start = time.perf_counter()
     runs: dict[int, dict[str, Any]] = {}
     for seed in args.seeds:
@@ -465,14 +525,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             extra = f"  consolidations at {r['consolidations']} (boundaries {r['boundaries']})"
         if "learn_steps" in r:
             extra += f"  steps to 0.8 train success per phase {r['learn_steps']}"
-        print(f"  final avg {r['final_avg']:.2f}  forgetting {r['forgetting']:.2f}  "
-              f"all solved {r['all_solved']}  ({r['seconds']:.0f} s){extra}")
+        print(
+            f"  final avg {r['final_avg']:.2f}  forgetting {r['forgetting']:.2f}  "
+            f"all solved {r['all_solved']}  ({r['seconds']:.0f} s){extra}"
+        )
     fa = [r["final_avg"] for r in runs.values()]
     fg = [r["forgetting"] for r in runs.values()]
-    print(f"\n[{label}] final avg {np.mean(fa):.2f} (per seed {[round(v, 2) for v in fa]}), "
-          f"forgetting {np.mean(fg):.2f} (per seed {[round(v, 2) for v in fg]}), "
-          f"all solved {sum(r['all_solved'] for r in runs.values())}/{len(runs)}, "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"\n[{label}] final avg {np.mean(fa):.2f} (per seed {[round(v, 2) for v in fa]}), "
+        f"forgetting {np.mean(fg):.2f} (per seed {[round(v, 2) for v in fg]}), "
+        f"all solved {sum(r['all_solved'] for r in runs.values())}/{len(runs)}, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     cmd = "python benchmarks/si_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"command: {cmd}")
 
@@ -481,8 +545,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "command": cmd,
         "args": vars(args),
         "callback_kwargs": callback_kwargs(args) if args.method != "joint" else None,
-        "ppo_kwargs": {k: (v if k != "policy_kwargs" else {**v, "activation_fn": "Tanh"})
-                       for k, v in ppo_kwargs(args).items()},
+        "ppo_kwargs": {
+            k: (v if k != "policy_kwargs" else {**v, "activation_fn": "Tanh"})
+            for k, v in ppo_kwargs(args).items()
+        },
         "runs": {str(s): r for s, r in runs.items()},
         "final_avg_mean": float(np.mean(fa)),
         "forgetting_mean": float(np.mean(fg)),

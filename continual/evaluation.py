@@ -180,9 +180,9 @@ class ContinualEvalCallback(BaseCallback):
                 f"task_windows has {len(task_windows)} entries, expected one per task "
                 f"({len(self.task_names)})"
             )
-        self.task_windows = None if task_windows is None else [
-            (int(a), int(b)) for a, b in task_windows
-        ]
+        self.task_windows = (
+            None if task_windows is None else [(int(a), int(b)) for a, b in task_windows]
+        )
         self.eval_freq = int(eval_freq)
         self.n_eval_episodes = int(n_eval_episodes)
         self.stochastic = stochastic
@@ -376,8 +376,9 @@ class ContinualEvalCallback(BaseCallback):
             "curves": run_dir / "curves.png",
             "matrix": run_dir / "matrix.png",
         }
-        write_matrix_csv(paths["csv"], steps, self.task_names,
-                         {m: self.matrix(m) for m in MATRICES})
+        write_matrix_csv(
+            paths["csv"], steps, self.task_names, {m: self.matrix(m) for m in MATRICES}
+        )
         fig = plot_curves(self._curves(), steps, self.task_names, self.task_windows)
         _save_fig(fig, paths["curves"])
         _save_fig(plot_matrix(self.matrix("success"), steps, self.task_names), paths["matrix"])
@@ -450,10 +451,14 @@ def write_matrix_csv(
             w = csv.writer(f)
             w.writerow(header)
             for i, step in enumerate(eval_steps):
-                w.writerow([int(step)] + [
-                    f"{float(matrices[m][i, k]):.6g}"
-                    for m in matrices for k in range(len(task_names))
-                ])
+                w.writerow(
+                    [int(step)]
+                    + [
+                        f"{float(matrices[m][i, k]):.6g}"
+                        for m in matrices
+                        for k in range(len(task_names))
+                    ]
+                )
         os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:

@@ -11,8 +11,9 @@ from envs.tasks import N_KINDS
 __all__ = ["WorldConfig", "coerce"]
 
 
-def _check_range(owner: str, name: str, value: float, lo: float, hi: float = math.inf,
-                 lo_open: bool = False) -> None:
+def _check_range(
+    owner: str, name: str, value: float, lo: float, hi: float = math.inf, lo_open: bool = False
+) -> None:
     ok = (value > lo if lo_open else value >= lo) and value <= hi and not math.isnan(value)
     if not ok:
         left = "(" if lo_open else "["
@@ -90,8 +91,12 @@ class WorldConfig:
 
     def __post_init__(self) -> None:
         o = "WorldConfig"
-        for name, lo in (("n_rays", 1), ("landmark_channels", 1), ("max_episode_steps", 1),
-                         ("render_size", 16)):
+        for name, lo in (
+            ("n_rays", 1),
+            ("landmark_channels", 1),
+            ("max_episode_steps", 1),
+            ("render_size", 16),
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or int(v) != v or v < lo:
                 raise ValueError(f"{o}.{name}={v!r} must be an integer in [{lo}, inf)")
@@ -103,8 +108,13 @@ class WorldConfig:
             self.cue_steps = int(v)
         for name in ("lidar_range", "force_scale", "dt", "max_speed"):
             _check_range(o, name, float(getattr(self, name)), 0.0, lo_open=True)
-        for name in ("sensor_noise", "saturation_penalty", "step_cost", "shaping",
-                     "success_reward"):
+        for name in (
+            "sensor_noise",
+            "saturation_penalty",
+            "step_cost",
+            "shaping",
+            "success_reward",
+        ):
             _check_range(o, name, float(getattr(self, name)), 0.0)
         _check_range(o, "action_bound", float(self.action_bound), 1.0)
         if self.action_noise is not None:

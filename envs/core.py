@@ -24,6 +24,7 @@ from envs.tasks import ARENA, TaskSpec
 _PAD = 1.0e4  # padding circles: centre far away, radius 0 -> never hit within lidar range
 _POS_MARGIN = 0.25  # observation bounds beyond the arena / speed limit, room for sensor noise
 
+
 def _clip(x: np.ndarray, lo: float, hi: float, out: np.ndarray | None = None) -> np.ndarray:
     """np.clip via two ufuncs: several times faster than np.clip on small arrays."""
     out = np.maximum(x, lo, out=out)
@@ -156,8 +157,9 @@ class NavCore:
             cols[s.param].extend([c])
             (step_cols if s.update == "step" else ep_cols).extend(idx)
             c += s.dim
-        self._drift_cols = {p: [(c0, 2 if p != "friction" else 1) for c0 in v]
-                            for p, v in cols.items()}
+        self._drift_cols = {
+            p: [(c0, 2 if p != "friction" else 1) for c0 in v] for p, v in cols.items()
+        }
         self._ep_cols = np.array(ep_cols, dtype=np.intp)
         self._step_cols = np.array(step_cols, dtype=np.intp)
         self.n_drift = c
@@ -240,10 +242,29 @@ class NavCore:
         """Stream time: global env-step count."""
         return self.stream.t
 
-    _STATE_ARRAYS = ("pos", "vel", "ep_t", "task", "goal_base", "goal", "goal_r",
-                     "friction_base", "friction", "wind_base", "wind", "action_noise",
-                     "lm_base", "lm_xy", "lm_r", "lm_ch", "lm_seen", "lm_solid", "d0",
-                     "drift_rows", "last_obs")
+    _STATE_ARRAYS = (
+        "pos",
+        "vel",
+        "ep_t",
+        "task",
+        "goal_base",
+        "goal",
+        "goal_r",
+        "friction_base",
+        "friction",
+        "wind_base",
+        "wind",
+        "action_noise",
+        "lm_base",
+        "lm_xy",
+        "lm_r",
+        "lm_ch",
+        "lm_seen",
+        "lm_solid",
+        "d0",
+        "drift_rows",
+        "last_obs",
+    )
 
     def get_state(self) -> dict[str, Any]:
         """Picklable snapshot: stream state, env generator state and all episode state."""
@@ -292,13 +313,13 @@ class NavCore:
         cols = self._drift_cols
         goal = self.goal_base[idx]
         if "goal" in cols:
-            goal = goal + sum(rows[:, c0:c0 + 2] for c0, _ in cols["goal"])
+            goal = goal + sum(rows[:, c0 : c0 + 2] for c0, _ in cols["goal"])
             lim = (ARENA - self.goal_r[idx])[:, None]
             goal = np.clip(goal, -lim, lim)
         self.goal[idx] = goal
         wind = self.wind_base[idx]
         if "wind" in cols:
-            wind = wind + sum(rows[:, c0:c0 + 2] for c0, _ in cols["wind"])
+            wind = wind + sum(rows[:, c0 : c0 + 2] for c0, _ in cols["wind"])
         self.wind[idx] = wind
         fr = self.friction_base[idx]
         if "friction" in cols:
@@ -306,7 +327,7 @@ class NavCore:
         self.friction[idx] = fr
         lm = self.lm_base[:, :, idx]
         if "landmarks" in cols:
-            lm = lm + sum(rows[:, c0:c0 + 2].T[:, None, :] for c0, _ in cols["landmarks"])
+            lm = lm + sum(rows[:, c0 : c0 + 2].T[:, None, :] for c0, _ in cols["landmarks"])
         self.lm_xy[:, :, idx] = lm
 
     # ------------------------------------------------------------------ reset
@@ -421,8 +442,17 @@ class NavCore:
             obs[idx] = self.reset(idx)
         self.last_obs = obs
         self.stream.advance(n)
-        return StepOut(obs, reward.astype(np.float32), success, truncated, task, drift,
-                       success, progress, terminal_obs)
+        return StepOut(
+            obs,
+            reward.astype(np.float32),
+            success,
+            truncated,
+            task,
+            drift,
+            success,
+            progress,
+            terminal_obs,
+        )
 
     def _collide(self) -> None:
         """Push agents out of solid circles and remove their inward velocity."""
@@ -492,9 +522,9 @@ class NavCore:
             if self.has_solid:
                 solid = self.lm_solid if idx is None else self.lm_solid[:, idx]
                 wall = np.maximum(wall, (prox * solid[:, None, :]).max(axis=0))
-            obs[:, self._wall0:self._wall0 + R] = wall.T
+            obs[:, self._wall0 : self._wall0 + R] = wall.T
 
-        lm = obs[:, self._lm0:self._lm1].reshape(k, self.n_channels, R)
+        lm = obs[:, self._lm0 : self._lm1].reshape(k, self.n_channels, R)
         vis = prox * seen[:, None, :]
         rows = np.arange(k)
         if self._single_channel:
@@ -506,10 +536,10 @@ class NavCore:
                 lm[rows, ch[m]] = np.maximum(cur, vis[m].T)
 
         if w.sensor_noise > 0:
-            lid = obs[:, 4:self._lm1]
+            lid = obs[:, 4 : self._lm1]
             noise = self._gaussian(k * self._lm1).reshape(k, -1) * np.float32(w.sensor_noise)
             noise[:, 4:] *= lid > 0  # readings of 0 (nothing hit) stay exactly 0
-            obs[:, 0:self._lm1] += noise
+            obs[:, 0 : self._lm1] += noise
             np.clip(lid, 0.0, 1.0, out=lid)
             lim_p, lim_v = ARENA + _POS_MARGIN, w.max_speed + _POS_MARGIN
             _clip(obs[:, 0:2], -lim_p, lim_p, out=obs[:, 0:2])
@@ -517,7 +547,7 @@ class NavCore:
         if w.cue_steps is not None:
             hidden = ep_t >= w.cue_steps
             if hidden.any():
-                obs[hidden, self._lm0:self._lm1] = 0.0
+                obs[hidden, self._lm0 : self._lm1] = 0.0
         if w.observe_task_id:
             obs[rows, self._lm1 + task] = 1.0
         return obs
@@ -534,7 +564,7 @@ class NavCore:
         if n > pool.size // 2:
             return self.rng.standard_normal(n, dtype=np.float32)
         off = int(self.rng.integers(0, pool.size - n))
-        return pool[off:off + n]
+        return pool[off : off + n]
 
     def observation_bounds(self) -> tuple[np.ndarray, np.ndarray]:
         """(low, high) of the observation Box, shape (obs_dim,) float32 each."""
@@ -552,8 +582,13 @@ class NavCore:
 
         task = self.task[i]
         circles = [
-            (float(self.lm_xy[0, m, i]), float(self.lm_xy[1, m, i]), float(self.lm_r[m, i]),
-             int(self.t_lm_kind[task, m]), bool(self.lm_solid[m, i]))
+            (
+                float(self.lm_xy[0, m, i]),
+                float(self.lm_xy[1, m, i]),
+                float(self.lm_r[m, i]),
+                int(self.t_lm_kind[task, m]),
+                bool(self.lm_solid[m, i]),
+            )
             for m in range(self._M)
             if self.t_lm_valid[task, m]
         ]

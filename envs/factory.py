@@ -16,8 +16,9 @@ EVAL_SEED_OFFSET = 10_007
 """Eval env k is seeded with seed + EVAL_SEED_OFFSET * (k + 1), apart from training seeds."""
 
 
-def _user_tasks(tasks: Mapping[str, TaskSpec | Mapping[str, Any]] | None
-                ) -> dict[str, TaskSpec] | None:
+def _user_tasks(
+    tasks: Mapping[str, TaskSpec | Mapping[str, Any]] | None,
+) -> dict[str, TaskSpec] | None:
     if not tasks:
         return None
     out: dict[str, TaskSpec] = {}
@@ -54,8 +55,14 @@ def make_vec_env(
     extra = _user_tasks(tasks)
     for name in spec.task_names:
         get_task(name, extra)
-    return NavVecEnv(TaskStream(spec, seed), n_envs, coerce(WorldConfig, world, "WorldConfig"),
-                     seed=seed, task_names=task_names, tasks=extra)
+    return NavVecEnv(
+        TaskStream(spec, seed),
+        n_envs,
+        coerce(WorldConfig, world, "WorldConfig"),
+        seed=seed,
+        task_names=task_names,
+        tasks=extra,
+    )
 
 
 def make_eval_envs(
@@ -81,6 +88,12 @@ def make_eval_envs(
     for k, name in enumerate(names):
         get_task(name, extra)
         s = None if seed is None else seed + EVAL_SEED_OFFSET * (k + 1)
-        envs[name] = NavVecEnv(TaskStream(StreamSpec(schedule=[(name, LONG)]), s), n_envs,
-                               cfg, seed=s, task_names=names, tasks=extra)
+        envs[name] = NavVecEnv(
+            TaskStream(StreamSpec(schedule=[(name, LONG)]), s),
+            n_envs,
+            cfg,
+            seed=s,
+            task_names=names,
+            tasks=extra,
+        )
     return envs

@@ -1,6 +1,6 @@
 """Write a picture of the default tasks side by side.
 
-    python -m envs.gallery [path]        # default: docs/img/tasks.png
+python -m envs.gallery [path]        # default: docs/img/tasks.png
 """
 
 from __future__ import annotations

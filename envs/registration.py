@@ -28,13 +28,18 @@ def _ids() -> dict[str, dict[str, Any]]:
         "Nav-v0": {},
         "NavDiscrete-v0": {"world": {"discrete_actions": True}},
         "NavPOMDP-v0": {"world": {"cue_steps": 5}},
-        "NavDrift-v0": {"stream": {
-            "schedule": [({n: 1 / len(DEFAULT_TASKS) for n in DEFAULT_TASKS}, 10**12)],
-            "drift": [{"param": "goal", "process": "ou", "bound": 0.15}],
-        }},
-        "NavSequence-v0": {"stream": {
-            "schedule": [(n, 50_000) for n in DEFAULT_TASKS[:3]], "blur": 10_000,
-        }},
+        "NavDrift-v0": {
+            "stream": {
+                "schedule": [({n: 1 / len(DEFAULT_TASKS) for n in DEFAULT_TASKS}, 10**12)],
+                "drift": [{"param": "goal", "process": "ou", "bound": 0.15}],
+            }
+        },
+        "NavSequence-v0": {
+            "stream": {
+                "schedule": [(n, 50_000) for n in DEFAULT_TASKS[:3]],
+                "blur": 10_000,
+            }
+        },
     }
     for name in TASKS:
         ids[f"Nav{name.capitalize()}-v0"] = {"task": name}

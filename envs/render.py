@@ -14,13 +14,13 @@ from envs.tasks import ARENA, DEFAULT_TASKS, TaskSpec, get_task
 
 PALETTE = np.array(
     [
-        [31, 119, 180],   # kind 0 blue
-        [255, 127, 14],   # kind 1 orange
+        [31, 119, 180],  # kind 0 blue
+        [255, 127, 14],  # kind 1 orange
         [148, 103, 189],  # kind 2 purple
-        [23, 190, 207],   # kind 3 cyan
+        [23, 190, 207],  # kind 3 cyan
         [227, 119, 194],  # kind 4 pink
-        [188, 189, 34],   # kind 5 olive
-        [140, 86, 75],    # kind 6 brown
+        [188, 189, 34],  # kind 5 olive
+        [140, 86, 75],  # kind 6 brown
         [127, 127, 127],  # kind 7 grey
     ],
     dtype=np.uint8,
@@ -96,8 +96,9 @@ def draw_scene(
     return img
 
 
-def draw_task(task: TaskSpec | str, size: int = 256, agent: Sequence[float] | None = None
-              ) -> np.ndarray:
+def draw_task(
+    task: TaskSpec | str, size: int = 256, agent: Sequence[float] | None = None
+) -> np.ndarray:
     """Picture of a task's canonical context (start region, goal, landmarks)."""
     spec = get_task(task) if isinstance(task, str) else task
     return draw_scene(
@@ -111,8 +112,9 @@ def draw_task(task: TaskSpec | str, size: int = 256, agent: Sequence[float] | No
     )
 
 
-def tile(frames: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pad: int = 4
-         ) -> np.ndarray:
+def tile(
+    frames: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pad: int = 4
+) -> np.ndarray:
     """Arrange K frames of equal shape (H, W, 3) in a grid, white padding between them."""
     frames = [np.asarray(f) for f in frames]
     if not frames:
@@ -121,16 +123,21 @@ def tile(frames: Sequence[np.ndarray] | np.ndarray, ncols: int | None = None, pa
     k = len(frames)
     ncols = ncols or int(np.ceil(np.sqrt(k)))
     nrows = int(np.ceil(k / ncols))
-    out = np.full((nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad, 3), 255,
-                  dtype=np.uint8)
+    out = np.full(
+        (nrows * h + (nrows - 1) * pad, ncols * w + (ncols - 1) * pad, 3), 255, dtype=np.uint8
+    )
     for i, f in enumerate(frames):
         r, c = divmod(i, ncols)
-        out[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = f[..., :3]
+        out[r * (h + pad) : r * (h + pad) + h, c * (w + pad) : c * (w + pad) + w] = f[..., :3]
     return out
 
 
-def save_frames(frames: np.ndarray | Sequence[np.ndarray], path: str | Path, fps: int = 10,
-                ncols: int | None = None) -> Path:
+def save_frames(
+    frames: np.ndarray | Sequence[np.ndarray],
+    path: str | Path,
+    fps: int = 10,
+    ncols: int | None = None,
+) -> Path:
     """Save frames to ``path``.
 
     ``.png``: one frame (H, W, 3) as is, or several frames (K, H, W, 3) as a grid.
@@ -159,8 +166,9 @@ def save_frames(frames: np.ndarray | Sequence[np.ndarray], path: str | Path, fps
         if fps <= 0:
             raise ValueError(f"fps={fps} must be in (0, inf)")
         images = [Image.fromarray(f[..., :3]) for f in arr]
-        images[0].save(path, save_all=True, append_images=images[1:],
-                       duration=int(1000 / fps), loop=0)
+        images[0].save(
+            path, save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+        )
     else:
         raise ValueError(f"path suffix {path.suffix!r} is unsupported; allowed: ['.png', '.gif']")
     return path

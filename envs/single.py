@@ -18,9 +18,10 @@ LONG = 10**12
 """Duration of the single phase of a stationary stream (effectively forever)."""
 
 
-def default_stream(task: str | None = None,
-                   stream: StreamSpec | Mapping[str, Any] | TaskStream | None = None,
-                   ) -> StreamSpec | Mapping[str, Any] | TaskStream:
+def default_stream(
+    task: str | None = None,
+    stream: StreamSpec | Mapping[str, Any] | TaskStream | None = None,
+) -> StreamSpec | Mapping[str, Any] | TaskStream:
     """``stream`` if given; else one task forever; else a uniform mixture of the default tasks."""
     if task is not None and stream is not None:
         raise ValueError("give either task or stream, not both")
@@ -66,8 +67,9 @@ class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
         spec = default_stream(task, stream)
         task_stream = spec if isinstance(spec, TaskStream) else TaskStream(spec)
         names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(1, resolve_tasks(names, tasks),
-                            coerce(WorldConfig, world, "WorldConfig"), task_stream)
+        self.core = NavCore(
+            1, resolve_tasks(names, tasks), coerce(WorldConfig, world, "WorldConfig"), task_stream
+        )
         self.observation_space, self.action_space = build_spaces(self.core)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.world.dt)}
 
@@ -80,11 +82,16 @@ class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
         return self.core.stream
 
     def _info(self, task: int, drift: np.ndarray) -> dict[str, Any]:
-        return {"task_id": task, "dominant_task_id": self.core.dominant_task(),
-                "mixture": self.core.mixture().copy(), "drift": drift}
+        return {
+            "task_id": task,
+            "dominant_task_id": self.core.dominant_task(),
+            "mixture": self.core.mixture().copy(),
+            "drift": drift,
+        }
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self.core.seed(seed, rng=self.np_random)
@@ -93,8 +100,9 @@ class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
         obs = self.core.reset()
         return obs[0], self._info(int(self.core.task[0]), self.core.drift_rows[0].copy())
 
-    def step(self, action: np.ndarray | int
-             ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+    def step(
+        self, action: np.ndarray | int
+    ) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
         info = self._info(int(self.core.task[0]), self.core.drift_rows[0])
         out = self.core.step(np.asarray(action)[None], autoreset=False)
         terminated, truncated = bool(out.terminated[0]), bool(out.truncated[0])

@@ -182,7 +182,7 @@ class StreamSpec:
         """Unique task names in order of first appearance."""
         names: list[str] = []
         for task, _ in self.schedule:
-            for n in ([task] if isinstance(task, str) else list(task)):
+            for n in [task] if isinstance(task, str) else list(task):
                 if n not in names:
                     names.append(n)
         return names

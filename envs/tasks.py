@@ -123,9 +123,7 @@ class TaskSpec:
         object.__setattr__(self, "goal", _vec2(self.goal, f"TaskSpec({n}).goal"))
         object.__setattr__(self, "start", _vec2(self.start, f"TaskSpec({n}).start"))
         object.__setattr__(self, "wind", _vec2(self.wind, f"TaskSpec({n}).wind"))
-        object.__setattr__(
-            self, "landmarks", tuple(Landmark.from_any(lm) for lm in self.landmarks)
-        )
+        object.__setattr__(self, "landmarks", tuple(Landmark.from_any(lm) for lm in self.landmarks))
         gr = float(self.goal_radius)
         if not (0 < gr <= ARENA / 2):
             raise ValueError(f"TaskSpec({n}).goal_radius={gr} must be in (0, {ARENA / 2}]")
@@ -193,8 +191,16 @@ def _circle_set(
     )
 
 
-def _ring_task(name: str, angle: float, kind: int, n: int, ring: float, radius: float,
-               phase: float, description: str) -> TaskSpec:
+def _ring_task(
+    name: str,
+    angle: float,
+    kind: int,
+    n: int,
+    ring: float,
+    radius: float,
+    phase: float,
+    description: str,
+) -> TaskSpec:
     return TaskSpec(
         name=name,
         goal=_ring(angle),

@@ -81,8 +81,13 @@ class NavVecEnv(VecEnv):
         self.render_mode = render_mode
         task_stream = stream if isinstance(stream, TaskStream) else TaskStream(stream, seed)
         names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(n_envs, resolve_tasks(names, tasks),
-                            coerce(WorldConfig, world, "WorldConfig"), task_stream, seed)
+        self.core = NavCore(
+            n_envs,
+            resolve_tasks(names, tasks),
+            coerce(WorldConfig, world, "WorldConfig"),
+            task_stream,
+            seed,
+        )
         obs_space, act_space = build_spaces(self.core)
         super().__init__(self.core.n, obs_space, act_space)
         self.metadata["render_fps"] = round(1.0 / self.core.world.dt)
@@ -134,8 +139,7 @@ class NavVecEnv(VecEnv):
         mix = self.core.mixture()
         dom = self.core.dominant_task()
         task = self.core.task
-        return [{"task_id": int(task[i]), "dominant_task_id": dom, "mixture": mix}
-                for i in idx]
+        return [{"task_id": int(task[i]), "dominant_task_id": dom, "mixture": mix} for i in idx]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -166,8 +170,11 @@ class NavVecEnv(VecEnv):
                 info["progress"] = prog[j]
                 info["terminal_observation"] = out.terminal_obs[i]
                 info["TimeLimit.truncated"] = trunc[j]
-                self.reset_infos[i] = {"task_id": new_task[j], "dominant_task_id": dom,
-                                       "mixture": mix}
+                self.reset_infos[i] = {
+                    "task_id": new_task[j],
+                    "dominant_task_id": dom,
+                    "mixture": mix,
+                }
         return out.obs, out.reward, done, infos
 
     def close(self) -> None:
@@ -195,8 +202,10 @@ class NavVecEnv(VecEnv):
         idx = list(self._get_indices(indices))
         owner = self._attr_owner(attr_name)
         value = getattr(owner, attr_name)
-        if owner is self.core and isinstance(value, np.ndarray) and value.shape[:1] == (
-            self.num_envs,
+        if (
+            owner is self.core
+            and isinstance(value, np.ndarray)
+            and value.shape[:1] == (self.num_envs,)
         ):
             return [value[i] for i in idx]
         return [value for _ in idx]
@@ -207,8 +216,10 @@ class NavVecEnv(VecEnv):
         idx = list(self._get_indices(indices))
         owner = self._attr_owner(attr_name)
         current = getattr(owner, attr_name, None)
-        if owner is self.core and isinstance(current, np.ndarray) and current.shape[:1] == (
-            self.num_envs,
+        if (
+            owner is self.core
+            and isinstance(current, np.ndarray)
+            and current.shape[:1] == (self.num_envs,)
         ):
             current[idx] = value
             return
@@ -219,8 +230,13 @@ class NavVecEnv(VecEnv):
             )
         setattr(owner, attr_name, value)
 
-    def env_method(self, method_name: str, *method_args: Any, indices: VecEnvIndices = None,
-                   **method_kwargs: Any) -> list[Any]:
+    def env_method(
+        self,
+        method_name: str,
+        *method_args: Any,
+        indices: VecEnvIndices = None,
+        **method_kwargs: Any,
+    ) -> list[Any]:
         """Call a method per index. ``render`` renders each env; other methods of the env are
         shared, called once, and their result is returned for every index."""
         idx = list(self._get_indices(indices))
@@ -230,7 +246,8 @@ class NavVecEnv(VecEnv):
         result = getattr(owner, method_name)(*method_args, **method_kwargs)
         return [result for _ in idx]
 
-    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
-                       ) -> list[bool]:
+    def env_is_wrapped(
+        self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None
+    ) -> list[bool]:
         """Always False: the envs are not gymnasium envs, so no wrapper can apply."""
         return [False for _ in self._get_indices(indices)]

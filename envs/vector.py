@@ -55,8 +55,13 @@ class NavVectorEnv(VectorEnv):
         spec = default_stream(task, stream)
         task_stream = spec if isinstance(spec, TaskStream) else TaskStream(spec, seed)
         names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(num_envs, resolve_tasks(names, tasks),
-                            coerce(WorldConfig, world, "WorldConfig"), task_stream, seed)
+        self.core = NavCore(
+            num_envs,
+            resolve_tasks(names, tasks),
+            coerce(WorldConfig, world, "WorldConfig"),
+            task_stream,
+            seed,
+        )
         self.num_envs = self.core.n
         self.single_observation_space, self.single_action_space = build_spaces(self.core)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -77,15 +82,19 @@ class NavVectorEnv(VectorEnv):
         mix = self.core.mixture()
         n = self.num_envs
         return {
-            "task_id": task, "_task_id": self._all,
+            "task_id": task,
+            "_task_id": self._all,
             "dominant_task_id": np.full(n, self.core.dominant_task()),
             "_dominant_task_id": self._all,
-            "mixture": np.broadcast_to(mix, (n, len(mix))), "_mixture": self._all,
-            "drift": drift, "_drift": self._all,
+            "mixture": np.broadcast_to(mix, (n, len(mix))),
+            "_mixture": self._all,
+            "drift": drift,
+            "_drift": self._all,
         }
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None
-              ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[np.ndarray, dict[str, Any]]:
         """Reset all envs; ``seed`` restarts the stream and reseeds the generators.
         ``options={"reset_mask": bool array}`` resets only the selected envs."""
         super().reset(seed=seed)
@@ -97,11 +106,13 @@ class NavVectorEnv(VectorEnv):
         else:
             idx = np.flatnonzero(np.asarray(mask, dtype=bool))
             self.core.last_obs[idx] = self.core.reset(idx)
-        return self.core.last_obs.copy(), self._infos(self.core.task.copy(),
-                                                      self.core.drift_rows.copy())
+        return self.core.last_obs.copy(), self._infos(
+            self.core.task.copy(), self.core.drift_rows.copy()
+        )
 
-    def step(self, actions: np.ndarray
-             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+    def step(
+        self, actions: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         # task and drift are placeholders here, replaced by the step's own arrays below
         infos = self._infos(core.task, core.drift_rows)
@@ -116,10 +127,14 @@ class NavVectorEnv(VectorEnv):
             infos["final_obs"] = final_obs
             infos["_final_obs"] = done
             infos["final_info"] = {
-                "is_success": out.is_success, "_is_success": done,
-                "progress": out.progress, "_progress": done,
-                "TimeLimit.truncated": out.truncated, "_TimeLimit.truncated": done,
-                "task_id": out.task, "_task_id": done,
+                "is_success": out.is_success,
+                "_is_success": done,
+                "progress": out.progress,
+                "_progress": done,
+                "TimeLimit.truncated": out.truncated,
+                "_TimeLimit.truncated": done,
+                "task_id": out.task,
+                "_task_id": done,
             }
         return out.obs, out.reward, out.terminated, out.truncated, infos
 

@@ -23,13 +23,17 @@ from continual.metrics import (
 STEPS = np.array([0, 50, 100, 150, 200, 250, 300])
 WINDOWS = [(0, 100), (100, 200), (200, 300)]
 #              A    B    C
-S = np.array([[0.0, 0.0, 0.0],   # 0
-              [0.5, 0.0, 0.0],   # 50
-              [1.0, 0.0, 0.0],   # 100  end of A's window
-              [0.5, 0.5, 0.0],   # 150
-              [0.0, 1.0, 0.2],   # 200  end of B's window
-              [0.0, 0.5, 0.6],   # 250
-              [0.2, 0.5, 1.0]])  # 300  end of C's window = final
+S = np.array(
+    [
+        [0.0, 0.0, 0.0],  # 0
+        [0.5, 0.0, 0.0],  # 50
+        [1.0, 0.0, 0.0],  # 100  end of A's window
+        [0.5, 0.5, 0.0],  # 150
+        [0.0, 1.0, 0.2],  # 200  end of B's window
+        [0.0, 0.5, 0.6],  # 250
+        [0.2, 0.5, 1.0],
+    ]
+)  # 300  end of C's window = final
 
 
 def test_average_performance_is_mean_of_final_row() -> None:

@@ -51,5 +51,6 @@ def test_envs_imports_neither_continual_nor_agents() -> None:
         "bad = [m for m in sys.modules if m.split('.')[0] in ('continual', 'agents')]\n"
         "assert not bad, bad\n"
     )
-    subprocess.run([sys.executable, "-c", code], check=True,
-                   cwd=Path(__file__).resolve().parents[2])
+    subprocess.run(
+        [sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2]
+    )

@@ -41,8 +41,9 @@ def _reference_lidar(pos, circles, n_rays, lidar_range, n_channels):
 @pytest.mark.parametrize("task", ["north", "south", "pillars"])
 @pytest.mark.parametrize("n_rays,channels,lidar_range", [(16, N_KINDS, 2.0), (7, 1, 0.8)])
 def test_lidar_matches_reference(task, n_rays, channels, lidar_range) -> None:
-    world = WorldConfig(n_rays=n_rays, landmark_channels=channels, lidar_range=lidar_range,
-                        sensor_noise=0.0)
+    world = WorldConfig(
+        n_rays=n_rays, landmark_channels=channels, lidar_range=lidar_range, sensor_noise=0.0
+    )
     env = make_vec_env(StreamSpec(schedule=[(task, 10**6)]), n_envs=32, seed=0, world=world)
     obs = env.reset()
     rng = np.random.default_rng(0)
@@ -55,31 +56,33 @@ def test_lidar_matches_reference(task, n_rays, channels, lidar_range) -> None:
         wall, marks = _reference_lidar(c.pos[i], circles, n_rays, lidar_range, channels)
         np.testing.assert_allclose(obs[i, 0:2], c.pos[i], atol=1e-6)
         np.testing.assert_allclose(obs[i, 2:4], c.vel[i], atol=1e-6)
-        np.testing.assert_allclose(obs[i, 4:4 + n_rays], wall, atol=1e-5)
-        got = obs[i, 4 + n_rays:4 + n_rays * (1 + channels)].reshape(channels, n_rays)
+        np.testing.assert_allclose(obs[i, 4 : 4 + n_rays], wall, atol=1e-5)
+        got = obs[i, 4 + n_rays : 4 + n_rays * (1 + channels)].reshape(channels, n_rays)
         np.testing.assert_allclose(got, marks, atol=1e-5)
     assert obs.shape[1] == 4 + n_rays * (1 + channels)
 
 
 def test_landmark_inside_reads_one() -> None:
-    env = make_vec_env(StreamSpec(schedule=[("north", 10**6)]), n_envs=1, seed=0,
-                       world={"sensor_noise": 0.0})
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", 10**6)]), n_envs=1, seed=0, world={"sensor_noise": 0.0}
+    )
     env.reset()
     lm = TASKS["north"].landmarks[0]
     env.core.pos[0] = (lm.x, lm.y)
     obs = env.core._observe(None)
     R = env.core.n_rays
-    np.testing.assert_allclose(obs[0, 4 + R:4 + 2 * R], 1.0)
+    np.testing.assert_allclose(obs[0, 4 + R : 4 + 2 * R], 1.0)
 
 
 def test_sensor_noise_keeps_unused_channels_exactly_zero() -> None:
-    env = make_vec_env(StreamSpec(schedule=[("southwest", 10**6)]), n_envs=16, seed=0,
-                       world={"sensor_noise": 0.05})
+    env = make_vec_env(
+        StreamSpec(schedule=[("southwest", 10**6)]), n_envs=16, seed=0, world={"sensor_noise": 0.05}
+    )
     obs = env.reset()
     for _ in range(5):
         obs, *_ = env.step(np.zeros((16, 2), dtype=np.float32))
     R = env.core.n_rays
-    blocks = obs[:, 4 + R:].reshape(16, N_KINDS, R)
+    blocks = obs[:, 4 + R :].reshape(16, N_KINDS, R)
     kind = TASKS["southwest"].landmarks[0].kind
     others = np.delete(blocks, kind, axis=1)
     assert (others == 0).all()
@@ -91,8 +94,12 @@ def test_sensor_noise_keeps_unused_channels_exactly_zero() -> None:
 
 def test_cue_steps_zero_landmark_channels() -> None:
     k = 3
-    env = make_vec_env(StreamSpec(schedule=[("north", 10**6)]), n_envs=4, seed=0,
-                       world={"cue_steps": k, "max_episode_steps": 6})
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", 10**6)]),
+        n_envs=4,
+        seed=0,
+        world={"cue_steps": k, "max_episode_steps": 6},
+    )
     c = env.core
     lm = slice(c._lm0, c._lm1)
     obs = env.reset()
@@ -104,7 +111,7 @@ def test_cue_steps_zero_landmark_channels() -> None:
             assert (obs[:, lm] > 0).any(axis=1).all()
         elif step < 6:
             assert (obs[:, lm] == 0).all()
-            assert (obs[:, 4:c._lm0] > 0).any()  # walls stay visible
+            assert (obs[:, 4 : c._lm0] > 0).any()  # walls stay visible
     assert dones.all()
     assert (infos[0]["terminal_observation"][lm] == 0).all()
     assert (obs[:, lm] > 0).any(axis=1).all()  # the new episodes show the cue again
@@ -112,8 +119,12 @@ def test_cue_steps_zero_landmark_channels() -> None:
 
 def test_observe_task_id_one_hot() -> None:
     names = ["north", "southwest", "southeast"]
-    env = make_vec_env(StreamSpec.joint(names, 10**6), n_envs=32, seed=0,
-                       world={"observe_task_id": True, "max_episode_steps": 4})
+    env = make_vec_env(
+        StreamSpec.joint(names, 10**6),
+        n_envs=32,
+        seed=0,
+        world={"observe_task_id": True, "max_episode_steps": 4},
+    )
     obs = env.reset()
     assert obs.shape[1] == WorldConfig(observe_task_id=True).obs_dim(3) == 148 + 3
     for _ in range(6):
@@ -138,8 +149,9 @@ def test_each_builtin_task_is_identifiable_along_the_way() -> None:
     """From the start region to the goal, every task's own landmark channel sees something
     on most steps, so a policy can tell the tasks apart."""
     for name, spec in TASKS.items():
-        env = make_vec_env(StreamSpec(schedule=[(name, 10**6)]), n_envs=64, seed=0,
-                           world={"sensor_noise": 0.0})
+        env = make_vec_env(
+            StreamSpec(schedule=[(name, 10**6)]), n_envs=64, seed=0, world={"sensor_noise": 0.0}
+        )
         env.reset()
         c = env.core
         kind = spec.landmarks[-1].kind
@@ -147,7 +159,7 @@ def test_each_builtin_task_is_identifiable_along_the_way() -> None:
         for _ in range(40):
             direction = c.goal - c.pos
             obs, *_ = env.step(np.clip(3 * direction, -1, 1).astype(np.float32))
-            block = obs[:, c._lm0 + kind * c.n_rays:c._lm0 + (kind + 1) * c.n_rays]
+            block = obs[:, c._lm0 + kind * c.n_rays : c._lm0 + (kind + 1) * c.n_rays]
             seen.append((block > 0).any(axis=1))
         assert np.mean(seen) > 0.97, name
 
@@ -158,7 +170,7 @@ def test_builtin_tasks_conflict_and_have_own_landmarks() -> None:
 
     goals = [np.array(TASKS[n].goal) for n in DEFAULT_TASKS]
     for i, gi in enumerate(goals):
-        for gj in goals[i + 1:]:
+        for gj in goals[i + 1 :]:
             cos = gi @ gj / (np.linalg.norm(gi) * np.linalg.norm(gj))
             assert cos <= math.cos(math.radians(60)) + 1e-4
     kinds = []

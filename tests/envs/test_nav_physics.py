@@ -11,8 +11,9 @@ QUIET = {"sensor_noise": 0.0, "action_noise": 0.0}
 
 
 def _env(task: str = "north", n: int = 2, **world):
-    return make_vec_env(StreamSpec(schedule=[(task, 10**6)]), n_envs=n, seed=0,
-                        world={**QUIET, **world})
+    return make_vec_env(
+        StreamSpec(schedule=[(task, 10**6)]), n_envs=n, seed=0, world={**QUIET, **world}
+    )
 
 
 def test_walls_clamp_and_stop_normal_velocity() -> None:
@@ -99,10 +100,12 @@ def test_discrete_actions_move_in_eight_directions() -> None:
 
 
 def test_wind_and_friction() -> None:
-    windy = TaskSpec("w", goal=(0.0, 0.8), wind=(0.5, 0.0), friction=1.0, action_noise=0.0,
-                     start_radius=0.0)
-    env = NavVecEnv(StreamSpec(schedule=[("w", 10**6)]), n_envs=1, seed=0, world=QUIET,
-                    tasks={"w": windy})
+    windy = TaskSpec(
+        "w", goal=(0.0, 0.8), wind=(0.5, 0.0), friction=1.0, action_noise=0.0, start_radius=0.0
+    )
+    env = NavVecEnv(
+        StreamSpec(schedule=[("w", 10**6)]), n_envs=1, seed=0, world=QUIET, tasks={"w": windy}
+    )
     env.reset()
     for _ in range(20):
         env.step(np.zeros((1, 2), dtype=np.float32))

@@ -25,8 +25,9 @@ def test_frame_shows_landmarks_goal_and_agent() -> None:
 
 
 def test_save_png_single_and_grid_and_gif(tmp_path) -> None:
-    env = make_vec_env(StreamSpec(schedule=[("southwest", 100)]), n_envs=2, seed=0,
-                       world={"render_size": 64})
+    env = make_vec_env(
+        StreamSpec(schedule=[("southwest", 100)]), n_envs=2, seed=0, world={"render_size": 64}
+    )
     env.reset()
     frames = []
     for _ in range(5):

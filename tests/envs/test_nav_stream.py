@@ -34,8 +34,9 @@ def test_mixture_ramp_shape(ramp: str) -> None:
 
 
 def test_repeated_task_and_mixture_phases() -> None:
-    s = TaskStream(StreamSpec(schedule=[("north", 10), ({"north": 0.25, "south": 0.75}, 10),
-                                        ("north", 10)]))
+    s = TaskStream(
+        StreamSpec(schedule=[("north", 10), ({"north": 0.25, "south": 0.75}, 10), ("north", 10)])
+    )
     assert s.task_names == ["north", "south"]
     assert s.mixture(15).tolist() == [0.25, 0.75]
     assert s.mixture(25).tolist() == [1.0, 0.0]
@@ -45,9 +46,12 @@ def test_repeated_task_and_mixture_phases() -> None:
 def test_blurred_task_draws_follow_the_ramp(ramp: str) -> None:
     """Episode tasks drawn across the window match p_k(t) within binomial 4-sigma."""
     n, duration, blur = 64, 40_000, 32_000
-    env = make_vec_env(StreamSpec(schedule=[("north", duration), ("south", duration)],
-                                  blur=blur, ramp=ramp), n_envs=n, seed=0,
-                       world={"max_episode_steps": 1})  # every step starts n new episodes
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", duration), ("south", duration)], blur=blur, ramp=ramp),
+        n_envs=n,
+        seed=0,
+        world={"max_episode_steps": 1},
+    )  # every step starts n new episodes
     env.reset()
     stream = env.stream
     actions = np.zeros((n, 2), dtype=np.float32)
@@ -72,8 +76,12 @@ def test_blurred_task_draws_follow_the_ramp(ramp: str) -> None:
 
 def test_hard_switch_without_blur() -> None:
     n = 16
-    env = make_vec_env(StreamSpec(schedule=[("north", 1600), ("south", 1600)], blur=0),
-                       n_envs=n, seed=0, world={"max_episode_steps": 1})
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", 1600), ("south", 1600)], blur=0),
+        n_envs=n,
+        seed=0,
+        world={"max_episode_steps": 1},
+    )
     env.reset()
     while env.t < 3200:
         t = env.t
@@ -86,8 +94,7 @@ def test_hard_switch_without_blur() -> None:
 @pytest.mark.parametrize("process", ["random_walk", "ou", "sine"])
 @pytest.mark.parametrize("param", ["goal", "landmarks", "wind", "friction"])
 def test_drift_stays_within_bounds(process: str, param: str) -> None:
-    spec = DriftSpec(param=param, process=process, bound=0.2, sigma=0.05, theta=1e-3,
-                     period=500)
+    spec = DriftSpec(param=param, process=process, bound=0.2, sigma=0.05, theta=1e-3, period=500)
     s = TaskStream(StreamSpec(schedule=[("north", 10**6)], drift=[spec]), seed=1)
     values = []
     for step in [1] * 5000 + [97] * 3000:
@@ -101,10 +108,18 @@ def test_drift_stays_within_bounds(process: str, param: str) -> None:
 
 
 def test_drift_reaches_the_env_within_bounds() -> None:
-    env = make_vec_env(StreamSpec(schedule=[("north", 10**6)], drift=[
-        DriftSpec("goal", "random_walk", bound=0.2, sigma=0.05, update="step"),
-        DriftSpec("friction", "sine", bound=0.5, period=3000, update="episode"),
-    ]), n_envs=8, seed=0, world={"max_episode_steps": 20})
+    env = make_vec_env(
+        StreamSpec(
+            schedule=[("north", 10**6)],
+            drift=[
+                DriftSpec("goal", "random_walk", bound=0.2, sigma=0.05, update="step"),
+                DriftSpec("friction", "sine", bound=0.5, period=3000, update="episode"),
+            ],
+        ),
+        n_envs=8,
+        seed=0,
+        world={"max_episode_steps": 20},
+    )
     env.reset()
     canonical = np.array(env.core.t_goal[0])
     for _ in range(600):
@@ -130,9 +145,12 @@ def _rollout(env, n_steps: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, 
 
 
 BLURRED_DRIFT = StreamSpec(
-    schedule=[("north", 300), ("southwest", 300), ("southeast", 300)], blur=200,
-    drift=[DriftSpec("goal", "ou", sigma=0.01, theta=1e-3),
-           DriftSpec("wind", "random_walk", bound=0.3, sigma=0.02, update="step")],
+    schedule=[("north", 300), ("southwest", 300), ("southeast", 300)],
+    blur=200,
+    drift=[
+        DriftSpec("goal", "ou", sigma=0.01, theta=1e-3),
+        DriftSpec("wind", "random_walk", bound=0.3, sigma=0.02, update="step"),
+    ],
 )
 
 

@@ -123,16 +123,22 @@ def test_unknown_keys_in_plain_dicts() -> None:
 
 
 def test_hydra_style_configs_are_accepted() -> None:
-    cfg = OmegaConf.create({
-        "stream": {
-            "schedule": [{"task": "north", "steps": 1000}, ["south", 1000],
-                         [{"north": 0.5, "south": 0.5}, 500]],
-            "blur": 200, "ramp": "sigmoid",
-            "drift": [{"param": "wind", "process": "sine", "bound": 0.1, "period": 400}],
-        },
-        "world": {"n_rays": 12, "cue_steps": 4},
-        "tasks": {"east": {"goal": [0.6, 0.0], "landmarks": [[0.0, 0.8, 0.2, 3]]}},
-    })
+    cfg = OmegaConf.create(
+        {
+            "stream": {
+                "schedule": [
+                    {"task": "north", "steps": 1000},
+                    ["south", 1000],
+                    [{"north": 0.5, "south": 0.5}, 500],
+                ],
+                "blur": 200,
+                "ramp": "sigmoid",
+                "drift": [{"param": "wind", "process": "sine", "bound": 0.1, "period": 400}],
+            },
+            "world": {"n_rays": 12, "cue_steps": 4},
+            "tasks": {"east": {"goal": [0.6, 0.0], "landmarks": [[0.0, 0.8, 0.2, 3]]}},
+        }
+    )
     env = make_vec_env(cfg.stream, n_envs=4, seed=0, world=cfg.world)
     assert env.task_names == ["north", "south"]
     assert env.stream.total_steps == 2500

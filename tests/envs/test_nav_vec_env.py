@@ -11,8 +11,12 @@ QUIET = {"sensor_noise": 0.0, "action_noise": 0.0}
 
 
 def test_time_limit_autoreset_same_step() -> None:
-    env = make_vec_env(StreamSpec(schedule=[("north", 10**6)]), n_envs=4, seed=0,
-                       world={**QUIET, "max_episode_steps": 5})
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", 10**6)]),
+        n_envs=4,
+        seed=0,
+        world={**QUIET, "max_episode_steps": 5},
+    )
     obs0 = env.reset()
     zero = np.zeros((4, 2), dtype=np.float32)
     for _ in range(4):
@@ -34,10 +38,18 @@ def test_time_limit_autoreset_same_step() -> None:
 
 
 def test_success_terminates_with_bonus() -> None:
-    near = TaskSpec("near", goal=(0.3, 0.0), goal_radius=0.1, start=(0.0, 0.0),
-                    start_radius=0.0, friction=1.0, action_noise=0.0)
-    env = NavVecEnv(StreamSpec(schedule=[("near", 10**6)]), n_envs=2, seed=0,
-                    world=QUIET, tasks={"near": near})
+    near = TaskSpec(
+        "near",
+        goal=(0.3, 0.0),
+        goal_radius=0.1,
+        start=(0.0, 0.0),
+        start_radius=0.0,
+        friction=1.0,
+        action_noise=0.0,
+    )
+    env = NavVecEnv(
+        StreamSpec(schedule=[("near", 10**6)]), n_envs=2, seed=0, world=QUIET, tasks={"near": near}
+    )
     env.reset()
     push = np.array([[1.0, 0.0], [-1.0, 0.0]], dtype=np.float32)
     for _ in range(100):
@@ -51,8 +63,9 @@ def test_success_terminates_with_bonus() -> None:
 
 
 def test_info_keys_and_shared_mixture() -> None:
-    env = make_vec_env(StreamSpec.joint(["north", "south"], 10**6, drift=[{"param": "wind"}]),
-                       n_envs=8, seed=1)
+    env = make_vec_env(
+        StreamSpec.joint(["north", "south"], 10**6, drift=[{"param": "wind"}]), n_envs=8, seed=1
+    )
     env.reset()
     _, _, _, infos = env.step(np.zeros((8, 2), dtype=np.float32))
     assert env.task_names == ["north", "south"]
@@ -89,8 +102,11 @@ def test_attr_methods_and_render() -> None:
 
 
 def test_vec_monitor_wrapping_records_episodes() -> None:
-    env = VecMonitor(make_vec_env(StreamSpec(schedule=[("north", 10**6)]), 4, seed=0,
-                                  world={"max_episode_steps": 3}))
+    env = VecMonitor(
+        make_vec_env(
+            StreamSpec(schedule=[("north", 10**6)]), 4, seed=0, world={"max_episode_steps": 3}
+        )
+    )
     env.reset()
     for _ in range(3):
         _, _, dones, infos = env.step(np.zeros((4, 2), dtype=np.float32))
@@ -98,8 +114,9 @@ def test_vec_monitor_wrapping_records_episodes() -> None:
 
 
 def test_vector_env_same_step_autoreset() -> None:
-    env = NavVectorEnv(StreamSpec(schedule=[("north", 10**6)]), num_envs=3,
-                       world={**QUIET, "max_episode_steps": 2})
+    env = NavVectorEnv(
+        StreamSpec(schedule=[("north", 10**6)]), num_envs=3, world={**QUIET, "max_episode_steps": 2}
+    )
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     obs0, info = env.reset(seed=0)
     assert obs0.shape == (3, env.single_observation_space.shape[0])
@@ -128,23 +145,30 @@ def test_vector_env_partial_reset() -> None:
 
 
 def test_envs_of_one_core_can_run_different_tasks() -> None:
-    env = make_vec_env(StreamSpec.joint(["north", "southwest", "southeast"], 10**6), 64, seed=0,
-                       world={"sensor_noise": 0.0})
+    env = make_vec_env(
+        StreamSpec.joint(["north", "southwest", "southeast"], 10**6),
+        64,
+        seed=0,
+        world={"sensor_noise": 0.0},
+    )
     obs = env.reset()
     c = env.core
     R, lm0 = c.n_rays, c._lm0
     for i in range(64):
         kind = {"north": 0, "southwest": 1, "southeast": 2}[env.task_names[c.task[i]]]
-        blocks = obs[i, lm0:lm0 + c.n_channels * R].reshape(c.n_channels, R)
+        blocks = obs[i, lm0 : lm0 + c.n_channels * R].reshape(c.n_channels, R)
         active = np.flatnonzero(blocks.max(axis=1) > 0)
         assert active.tolist() in ([kind], [])
     assert len(set(c.task.tolist())) == 3
 
 
 def test_world_config_changes_shapes() -> None:
-    env = make_vec_env(StreamSpec(schedule=[("north", 100)]), 2, seed=0,
-                       world=WorldConfig(n_rays=8, landmark_channels=1, wall_lidar=False,
-                                         discrete_actions=True))
+    env = make_vec_env(
+        StreamSpec(schedule=[("north", 100)]),
+        2,
+        seed=0,
+        world=WorldConfig(n_rays=8, landmark_channels=1, wall_lidar=False, discrete_actions=True),
+    )
     assert env.observation_space.shape == (4 + 8,)
     assert env.action_space.n == 8
     env.reset()

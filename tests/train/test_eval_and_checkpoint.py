@@ -46,8 +46,11 @@ def test_make_agent_separate_policy_and_value_nets() -> None:
     m = make_agent({}, env, seed=0)
     names = [n for n, _ in m.policy.named_parameters()]
     assert any("policy_net.2" in n for n in names) and any("value_net.2" in n for n in names)
-    widths = [p.shape[0] for n, p in m.policy.named_parameters()
-              if "mlp_extractor" in n and n.endswith("weight")]
+    widths = [
+        p.shape[0]
+        for n, p in m.policy.named_parameters()
+        if "mlp_extractor" in n and n.endswith("weight")
+    ]
     assert widths == [256, 256, 256, 256]
     assert torch.get_num_threads() == 1
     with pytest.raises(ValueError, match=r"agent\.algo"):
@@ -75,8 +78,13 @@ def test_evaluation_is_repeatable_and_leaves_training_rng_alone(model: PPO) -> N
 
 def test_eval_grid_state_roundtrip_and_metrics(model: PPO, tmp_path: Path) -> None:
     envs = make_eval_envs(TASKS, n_envs=2, seed=0)
-    cb = ContinualEvalCallback(envs, eval_freq=256, n_eval_episodes=2,
-                               task_windows=[(0, 512), (512, 1024)], stochastic=False)
+    cb = ContinualEvalCallback(
+        envs,
+        eval_freq=256,
+        n_eval_episodes=2,
+        task_windows=[(0, 512), (512, 1024)],
+        stochastic=False,
+    )
     model.learn(1024, callback=cb)
     # start, every 256 steps on the grid (updates of 4 x 32 = 128 steps), end
     assert cb.eval_steps == [0, 256, 512, 768, 1024]
@@ -156,8 +164,9 @@ def test_every_config_option_composes_and_builds(group: str) -> None:
                 cb = train.continual_callback(cfg)
                 assert (cb.regulariser_spec is None) == (option == "finetune")
             if group == "stream":
-                env = make_vec_env(spec, n_envs=2, seed=0,
-                                   world=OmegaConf.to_container(cfg.stream.world))
+                env = make_vec_env(
+                    spec, n_envs=2, seed=0, world=OmegaConf.to_container(cfg.stream.world)
+                )
                 env.reset()
                 env.step(np.zeros((2, *env.action_space.shape), dtype=np.float32))
                 if option == "joint":
@@ -176,15 +185,27 @@ def test_default_config_is_the_quick_si_keep_run() -> None:
 
 def test_run_entry_point_reports_every_evaluation(tmp_path: Path) -> None:
     """``train.run`` is the programmatic entry (used by tune.py): no HydraConfig needed."""
-    overrides = ["total_steps=1024", "n_envs=4", "eval.eval_freq=512", "eval.n_eval_episodes=2",
-                 "eval.n_envs=2", "progress_bar=false", "agent.n_steps=64",
-                 "agent.pi_layers=[32]", "agent.vf_layers=[32]", "agent.batch_size=128"]
+    overrides = [
+        "total_steps=1024",
+        "n_envs=4",
+        "eval.eval_freq=512",
+        "eval.n_eval_episodes=2",
+        "eval.n_envs=2",
+        "progress_bar=false",
+        "agent.n_steps=64",
+        "agent.pi_layers=[32]",
+        "agent.vf_layers=[32]",
+        "agent.batch_size=128",
+    ]
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
         cfg = compose(train.CONFIG_NAME, overrides=overrides)
     seen: list[tuple[int, float]] = []
-    record = train.run(cfg, tmp_path / "run",
-                       on_eval=lambda step, s: seen.append((step, s["eval/avg_success"])),
-                       overrides=overrides)
+    record = train.run(
+        cfg,
+        tmp_path / "run",
+        on_eval=lambda step, s: seen.append((step, s["eval/avg_success"])),
+        overrides=overrides,
+    )
     assert [s for s, _ in seen] == [0, 512, 1024]
     assert record["run"]["overrides"] == overrides
     assert record["eval_steps"] == [0, 512, 1024]

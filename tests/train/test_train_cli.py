@@ -19,8 +19,14 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from train_runner import REPO, TINY, assert_ok, run_train, train_cmd
 
 OUTPUTS = (
-    "metrics.json", "success_matrix.csv", "curves.png", "matrix.png", "model.zip",
-    "continual_state.pt", "config.yaml", "checkpoint.pt",
+    "metrics.json",
+    "success_matrix.csv",
+    "curves.png",
+    "matrix.png",
+    "model.zip",
+    "continual_state.pt",
+    "config.yaml",
+    "checkpoint.pt",
 )
 
 
@@ -57,9 +63,15 @@ def test_tensorboard_has_all_scalar_families(tiny_run) -> None:
     run_dir, _ = tiny_run
     ea = _tb(run_dir)
     scalars = set(ea.Tags()["scalars"])
-    for tag in ("eval/task_0/success", "eval/task_2/return", "eval/avg_success",
-                "eval/task_0/success_stochastic", "stream/weight_0", "stream/weight_2",
-                "metrics/average_performance"):
+    for tag in (
+        "eval/task_0/success",
+        "eval/task_2/return",
+        "eval/avg_success",
+        "eval/task_0/success_stochastic",
+        "stream/weight_0",
+        "stream/weight_2",
+        "metrics/average_performance",
+    ):
         assert tag in scalars, tag
     for prefix in ("continual/", "rollout/", "train/", "stream/"):
         assert any(t.startswith(prefix) for t in scalars), prefix
@@ -85,8 +97,13 @@ def test_resume_after_sigkill_continues_exactly(tiny_run, tmp_path: Path) -> Non
     evaluation history all restored)."""
     run_dir = tmp_path / "run"
     total = 8192
-    proc = subprocess.Popen(train_cmd(run_dir, *TINY), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        train_cmd(run_dir, *TINY),
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     ckpt = run_dir / "checkpoint.pt"
     deadline = time.monotonic() + 120
     try:
@@ -108,11 +125,13 @@ def test_resume_after_sigkill_continues_exactly(tiny_run, tmp_path: Path) -> Non
     import train
     from envs import make_vec_env
 
-    cfg = OmegaConf.merge(OmegaConf.structured(train.Config),
-                          OmegaConf.load(run_dir / "config.yaml"))
+    cfg = OmegaConf.merge(
+        OmegaConf.structured(train.Config), OmegaConf.load(run_dir / "config.yaml")
+    )
     spec, _ = train.stream_spec(cfg)
-    nav = make_vec_env(spec, n_envs=cfg.n_envs, seed=cfg.seed,
-                       world=OmegaConf.to_container(cfg.stream.world))
+    nav = make_vec_env(
+        spec, n_envs=cfg.n_envs, seed=cfg.seed, world=OmegaConf.to_container(cfg.stream.world)
+    )
     nav.set_stream_state(saved["stream"])
     assert nav.t == saved["num_timesteps"]
     _assert_equal_state(nav.get_stream_state(), saved["stream"])
@@ -197,9 +216,16 @@ def test_corrupt_checkpoints_are_reported(tiny_run, tmp_path: Path) -> None:
 
 def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_train(run_dir, "total_steps=8192", "checkpoint_freq=2048", "eval.eval_freq=8192",
-                     "eval.n_eval_episodes=2", "eval.n_envs=2", "progress_bar=false",
-                     "debug.nan_at_step=4096")
+    proc = run_train(
+        run_dir,
+        "total_steps=8192",
+        "checkpoint_freq=2048",
+        "eval.eval_freq=8192",
+        "eval.n_eval_episodes=2",
+        "eval.n_envs=2",
+        "progress_bar=false",
+        "debug.nan_at_step=4096",
+    )
     assert proc.returncode != 0
     assert "non-finite values" in proc.stderr
     assert "last good checkpoint" in proc.stderr
@@ -216,9 +242,17 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
 
 def test_recurrent_ppo_on_pomdp_stream(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
-    proc = run_train(run_dir, "agent=recurrent_ppo", "stream=pomdp", "total_steps=2048",
-                     "eval.eval_freq=2048", "eval.n_eval_episodes=2", "eval.n_envs=2",
-                     "checkpoint_freq=2048", "progress_bar=false")
+    proc = run_train(
+        run_dir,
+        "agent=recurrent_ppo",
+        "stream=pomdp",
+        "total_steps=2048",
+        "eval.eval_freq=2048",
+        "eval.n_eval_episodes=2",
+        "eval.n_envs=2",
+        "checkpoint_freq=2048",
+        "progress_bar=false",
+    )
     assert_ok(proc)
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["run"]["algo"] == "recurrent_ppo" and m["run"]["stream"] == "pomdp"

@@ -28,8 +28,13 @@ def run_train(run_dir: Path, *overrides: str, timeout: float = 180) -> subproces
     """Run train.py to completion; returns the finished process (stdout/stderr as text)."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run(
-        train_cmd(run_dir, *overrides), cwd=REPO, env=env, capture_output=True, text=True,
-        timeout=timeout, check=False,
+        train_cmd(run_dir, *overrides),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

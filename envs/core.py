@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from envs.config import WorldConfig
-from envs.stream import TaskStream
-from envs.tasks import ARENA, TaskSpec
+from envs.config import WorldConfig, coerce
+from envs.stream import StreamSpec, TaskStream
+from envs.tasks import ARENA, TaskSpec, get_task
 
 _PAD = 1.0e4  # padding circles: centre far away, radius 0 -> never hit within lidar range
 _POS_MARGIN = 0.25  # observation bounds beyond the arena / speed limit, room for sensor noise
@@ -93,6 +93,32 @@ class NavCore:
     circles push the agent out and zero the inward velocity. ``f`` is the action clipped to
     [-1, 1] plus Gaussian action noise.
     """
+
+    @classmethod
+    def from_options(
+        cls,
+        n_envs: int,
+        stream: StreamSpec | Mapping[str, Any] | TaskStream,
+        world: WorldConfig | Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        task_names: Sequence[str] | None = None,
+        tasks: Mapping[str, TaskSpec] | None = None,
+    ) -> NavCore:
+        """A core from the envs' user-facing arguments (see :class:`~envs.vec_env.NavVecEnv`).
+
+        A spec or mapping becomes a :class:`TaskStream` seeded with ``seed``; the task universe
+        is ``task_names`` (default: the stream's tasks), looked up in ``tasks`` before the
+        built-in library.
+        """
+        task_stream = stream if isinstance(stream, TaskStream) else TaskStream(stream, seed)
+        names = list(task_names) if task_names is not None else task_stream.task_names
+        return cls(
+            n_envs,
+            [get_task(name, tasks) for name in names],
+            coerce(WorldConfig, world, "WorldConfig"),
+            task_stream,
+            seed,
+        )
 
     def __init__(
         self,

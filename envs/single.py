@@ -8,11 +8,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from envs.config import WorldConfig, coerce
+from envs.config import WorldConfig
 from envs.core import NavCore
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import DEFAULT_TASKS, TaskSpec
-from envs.vec_env import build_spaces, resolve_tasks
+from envs.vec_env import build_spaces
 
 LONG = 10**12
 """Duration of the single phase of a stationary stream (effectively forever)."""
@@ -64,11 +64,8 @@ class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} must be one of [None, 'rgb_array']")
         self.render_mode = render_mode
-        spec = default_stream(task, stream)
-        task_stream = spec if isinstance(spec, TaskStream) else TaskStream(spec)
-        names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(
-            1, resolve_tasks(names, tasks), coerce(WorldConfig, world, "WorldConfig"), task_stream
+        self.core = NavCore.from_options(
+            1, default_stream(task, stream), world, task_names=task_names, tasks=tasks
         )
         self.observation_space, self.action_space = build_spaces(self.core)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.world.dt)}

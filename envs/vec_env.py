@@ -15,10 +15,10 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvStepReturn,
 )
 
-from envs.config import WorldConfig, coerce
+from envs.config import WorldConfig
 from envs.core import NavCore
 from envs.stream import StreamSpec, TaskStream
-from envs.tasks import TaskSpec, get_task
+from envs.tasks import TaskSpec
 
 
 def build_spaces(core: NavCore) -> tuple[spaces.Box, spaces.Space]:
@@ -32,13 +32,6 @@ def build_spaces(core: NavCore) -> tuple[spaces.Box, spaces.Space]:
         b = np.float32(w.action_bound)
         act_space = spaces.Box(low=-b, high=b, shape=(2,), dtype=np.float32)
     return obs_space, act_space
-
-
-def resolve_tasks(
-    names: Sequence[str], extra: Mapping[str, TaskSpec] | None = None
-) -> list[TaskSpec]:
-    """TaskSpecs for ``names`` (user tasks in ``extra`` first, then the built-in library)."""
-    return [get_task(n, extra) for n in names]
 
 
 class NavVecEnv(VecEnv):
@@ -79,15 +72,7 @@ class NavVecEnv(VecEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} must be one of [None, 'rgb_array']")
         self.render_mode = render_mode
-        task_stream = stream if isinstance(stream, TaskStream) else TaskStream(stream, seed)
-        names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(
-            n_envs,
-            resolve_tasks(names, tasks),
-            coerce(WorldConfig, world, "WorldConfig"),
-            task_stream,
-            seed,
-        )
+        self.core = NavCore.from_options(n_envs, stream, world, seed, task_names, tasks)
         obs_space, act_space = build_spaces(self.core)
         super().__init__(self.core.n, obs_space, act_space)
         self.metadata["render_fps"] = round(1.0 / self.core.world.dt)

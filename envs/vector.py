@@ -10,12 +10,12 @@ import numpy as np
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from envs.config import WorldConfig, coerce
+from envs.config import WorldConfig
 from envs.core import NavCore
 from envs.single import default_stream
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec
-from envs.vec_env import build_spaces, resolve_tasks
+from envs.vec_env import build_spaces
 
 
 class NavVectorEnv(VectorEnv):
@@ -52,15 +52,8 @@ class NavVectorEnv(VectorEnv):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} must be one of [None, 'rgb_array']")
         self.render_mode = render_mode
-        spec = default_stream(task, stream)
-        task_stream = spec if isinstance(spec, TaskStream) else TaskStream(spec, seed)
-        names = list(task_names) if task_names is not None else task_stream.task_names
-        self.core = NavCore(
-            num_envs,
-            resolve_tasks(names, tasks),
-            coerce(WorldConfig, world, "WorldConfig"),
-            task_stream,
-            seed,
+        self.core = NavCore.from_options(
+            num_envs, default_stream(task, stream), world, seed, task_names, tasks
         )
         self.num_envs = self.core.n
         self.single_observation_space, self.single_action_space = build_spaces(self.core)

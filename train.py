@@ -20,6 +20,8 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from stable_baselines3.common.callbacks import CallbackList
 from stable_baselines3.common.vec_env import VecMonitor
@@ -29,16 +31,16 @@ from agents.checkpoint import (
     CHECKPOINT,
     CheckpointCallback,
     CheckpointError,
-    atomic_write_bytes,
     load_checkpoint,
     restore_model_state,
     restore_rng,
     save_checkpoint,
 )
 from agents.guard import NaNInjection, NonFiniteError, NonFiniteGuard
-from configs.schema import Config, register_configs, validate
+from configs.schema import Config, register_configs, upgrade_saved_config, validate
 from continual import ContinualCallback
-from continual.evaluation import ContinualEvalCallback, InfoArrayLogger
+from continual.io import atomic_write_bytes
+from continual.sb3 import ContinualEvalCallback, InfoArrayLogger
 from envs import StreamSpec, make_eval_envs, make_vec_env
 
 CONFIG_FILE = "config.yaml"
@@ -76,29 +78,13 @@ def stream_spec(cfg: DictConfig) -> tuple[StreamSpec, list[tuple[int, int]]]:
 
 
 def continual_callback(cfg: DictConfig) -> ContinualCallback:
-    c = cfg.continual
-    on_shift = None if c.on_shift is None else OmegaConf.to_container(c.on_shift)
-    return ContinualCallback(
-        regulariser=c.regulariser,
-        trigger=c.trigger,
-        c=c.c,
-        xi=c.xi,
-        accumulate=c.accumulate,
-        normalize=c.normalize,
-        keep_top=c.keep_top,
-        clip_penalty=c.clip_penalty,
-        adaptive_target=c.adaptive_target,
-        adaptive_signal=c.adaptive_signal,
-        params=OmegaConf.to_container(c.params) if OmegaConf.is_config(c.params) else c.params,
-        exclude=list(c.exclude),
-        signal=c.signal,
-        trigger_kwargs=OmegaConf.to_container(c.trigger_kwargs),
-        on_shift=on_shift,
-        n_estimate_samples=c.n_estimate_samples,
-        storage_dtype=c.storage_dtype,
-        seed=cfg.seed,
-        **OmegaConf.to_container(c.regulariser_kwargs),
-    )
+    """``cfg.continual`` built by its ``_target_`` (its ``name`` is only recorded)."""
+    node = OmegaConf.masked_copy(cfg.continual, [k for k in cfg.continual if k != "name"])
+    try:
+        return instantiate(node, seed=cfg.seed, _convert_="all")
+    except InstantiationException as exc:
+        cause = exc.__cause__ or exc
+        raise ValueError(f"continual ({cfg.continual.name}): {cause}") from None
 
 
 def reference_auc(path: str | None) -> dict[str, float] | None:
@@ -155,7 +141,15 @@ def prepare(
             f"resume={cfg.resume}: not a run directory ({CONFIG_FILE} not found in {run_dir})"
         )
     try:
-        saved = OmegaConf.merge(OmegaConf.structured(Config), OmegaConf.load(run_dir / CONFIG_FILE))
+        written = OmegaConf.to_container(OmegaConf.load(run_dir / CONFIG_FILE))
+    except Exception as exc:
+        raise CheckpointError(f"resume={cfg.resume}: unreadable {CONFIG_FILE} ({exc})") from exc
+    try:
+        upgraded = upgrade_saved_config(written)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise CheckpointError(f"resume={cfg.resume}: {exc}") from None
+    try:
+        saved = OmegaConf.merge(OmegaConf.structured(Config), upgraded)
     except Exception as exc:
         raise CheckpointError(f"resume={cfg.resume}: unreadable {CONFIG_FILE} ({exc})") from exc
     payload = load_checkpoint(run_dir)
@@ -308,18 +302,15 @@ def run(
 
     metrics = evaluator.compute_metrics()
     c = cfg.continual
-    strength_name = (
-        None
-        if c.regulariser is None
-        else ("adaptive_target" if c.adaptive_target is not None else "c")
-    )
+    strength = cont.strength
+    strength_name = None if strength is None else "c"
     record = {
         "run": {
             "method": c.name,
             "stream": cfg.stream.name,
             "algo": cfg.agent.algo,
             "seed": int(cfg.seed),
-            "strength": None if strength_name is None else float(c[strength_name]),
+            "strength": strength,
             "strength_name": strength_name,
             "overrides": overrides,
             "total_steps": total_steps,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import random
-import tempfile
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -23,15 +22,15 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
+from continual.io import atomic_write_bytes
+
 __all__ = [
     "CHECKPOINT",
     "FORMAT",
     "PREVIOUS",
     "CheckpointCallback",
     "CheckpointError",
-    "atomic_write_bytes",
     "capture_rng",
-    "latest_checkpoint",
     "load_checkpoint",
     "restore_model_state",
     "restore_rng",
@@ -45,24 +44,6 @@ FORMAT = "synaptic-rl.checkpoint/1"
 
 class CheckpointError(ValueError):
     """A run directory has no usable checkpoint."""
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp file in the same directory, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp's 0600 would hide run outputs from other users
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def capture_rng() -> dict[str, Any]:
@@ -101,23 +82,7 @@ def save_checkpoint(
     }
     out = io.BytesIO()
     torch.save(payload, out)
-    path = run_dir / CHECKPOINT
-    # Write the new file completely before touching the old ones.
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(out.getvalue())
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        if path.exists():
-            os.replace(path, run_dir / PREVIOUS)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write_bytes(run_dir / CHECKPOINT, out.getvalue(), previous=run_dir / PREVIOUS)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -134,15 +99,6 @@ def _read(path: Path) -> dict[str, Any]:
         if key not in payload:
             raise CheckpointError(f"{path}: checkpoint lacks {key!r}")
     return payload
-
-
-def latest_checkpoint(run_dir: str | os.PathLike[str]) -> Path | None:
-    """``checkpoint.pt`` or, if only that is missing, ``checkpoint.prev.pt``; None if neither."""
-    for name in (CHECKPOINT, PREVIOUS):
-        p = Path(run_dir) / name
-        if p.is_file():
-            return p
-    return None
 
 
 def load_checkpoint(

@@ -14,7 +14,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
 from agents.config import AgentConfig
-from continual import ShiftActions
 from envs import DriftSpec, WorldConfig
 
 
@@ -43,34 +42,30 @@ class StreamConfig:
 
 @dataclass
 class ContinualConfig:
-    """``continual.ContinualCallback`` arguments (one config per method)."""
+    """A ``continual.ContinualCallback``, built with ``hydra.utils.instantiate``.
 
-    name: str = MISSING  # method name reported in metrics.json (run.method)
-    regulariser: str | None = "si"  # "si" | "l2" | "ewc" | "mas" | None (fine-tuning)
+    ``regulariser`` names a method of ``continual.presets.METHODS``; every option left ``null``
+    is that method's own, so a method's defaults live in one place.
+    """
+
+    _target_: str = "continual.ContinualCallback"
+    name: str = MISSING  # method name reported in metrics.json (run.method); not passed on
+    regulariser: str | None = "si"  # a METHODS name, or null (fine-tuning)
     trigger: str = "plateau"  # "plateau" | "boundary" | "interval" | "never"
-    c: float = 1.0
-    xi: float | None = None  # SI damping; None: the regulariser's default
-    accumulate: str | None = None  # "sum" | "ema" | "mean"; None: the method's own
-    normalize: str | None = None  # None (raw importance) | "mean" | "max"
-    # Share of each consolidation's importance estimate kept (the largest values); None: all.
-    keep_top: float | None = None
-    # False: the penalty gradient is added after the agent's gradient clipping (max_grad_norm).
-    clip_penalty: bool = True
-    adaptive_target: float | None = None  # target of adaptive_signal; None: fixed c
-    # "gradient_ratio" (penalty/task gradient-norm ratio) | "drift" (share of the consolidated
-    # progress the moves since the anchor may undo)
-    adaptive_signal: str = "gradient_ratio"
-    params: Any = "actor"  # which parameters carry importance (name patterns or groups)
-    exclude: list[str] = field(default_factory=lambda: ["log_std"])
-    # The plateau trigger's signal; "negative_return" comes with its tuned thresholds
-    # (continual.callback.PLATEAU_DEFAULTS), which trigger_kwargs override key by key.
+    c: float | None = None
+    select: Any = None  # which parameters carry importance (groups, patterns or {group: weight})
     signal: str = "negative_return"
     trigger_kwargs: dict[str, Any] = field(default_factory=dict)
-    on_shift: ShiftActions | None = field(default_factory=ShiftActions)
+    on_shift: Any = None  # a list of shift actions (``_target_`` nodes); null: the default
     n_estimate_samples: int = 1024
-    storage_dtype: str = "float32"
-    # Further regulariser options (e.g. gamma of accumulate="ema").
-    regulariser_kwargs: dict[str, Any] = field(default_factory=dict)
+    # Regulariser options over the method's (null: the method's own).
+    xi: float | None = None
+    accumulate: str | None = None
+    gamma: float | None = None
+    normalize: str | None = None
+    keep_top: float | None = None
+    exclude: list[str] | None = None
+    storage_dtype: str | None = None
 
 
 @dataclass
@@ -126,6 +121,70 @@ class Config:
     debug: DebugConfig = field(default_factory=DebugConfig)
 
 
+# Keys of the continual node written by releases before it was built by ``_target_``.
+_OLD_CONTINUAL_OPTIONS = ("xi", "accumulate", "normalize", "keep_top", "exclude", "storage_dtype")
+
+
+def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
+    """A run's saved ``config.yaml`` (as a plain dict) in today's schema.
+
+    Runs written before the continual node was built by ``_target_`` spelled every option
+    out, and named plain SI ``si``; they resume with exactly the same regulariser. A run that
+    used an option since removed is refused with the reason.
+
+    :raises ValueError: the run used a removed option; the message names it.
+    """
+    old = saved.get("continual")
+    if not isinstance(old, dict) or "_target_" in old:
+        return saved
+    where = f"continual ({old.get('name')})"
+    if old.get("clip_penalty", True) is not True:
+        raise ValueError(
+            f"{where}: saved with clip_penalty=false, an option this release removed "
+            "(docs/study/clipping.md); resume it with the release that wrote it"
+        )
+    if old.get("adaptive_target") is not None:
+        raise ValueError(
+            f"{where}: saved with adaptive_target, now in continual.experimental; resume it "
+            "with the release that wrote it"
+        )
+    shift = old.get("on_shift")
+    if isinstance(shift, dict):
+        others = {k: v for k, v in shift.items() if k != "reset_log_std"}
+        if (
+            others.get("reset_optimizer")
+            or others.get("ent_coef") is not None
+            or others.get("lr_warmup_rollouts")
+        ):
+            raise ValueError(
+                f"{where}: saved with shift actions this release removed ({sorted(others)}); "
+                "resume it with the release that wrote it"
+            )
+        level = shift.get("reset_log_std")
+        shift = (
+            []
+            if level is None
+            else [{"_target_": "continual.ResetExploration", "log_std": float(level)}]
+        )
+    regulariser = old.get("regulariser")
+    new: dict[str, Any] = {
+        "_target_": "continual.ContinualCallback",
+        "name": old.get("name"),
+        # Every option was written out, so the preset without options is the old regulariser.
+        "regulariser": "si_paper" if regulariser == "si" else regulariser,
+        "trigger": old.get("trigger", "plateau"),
+        "c": old.get("c") if regulariser is not None else None,
+        "select": old.get("params"),
+        "signal": old.get("signal", "negative_return"),
+        "trigger_kwargs": old.get("trigger_kwargs", {}),
+        "on_shift": shift,
+        "n_estimate_samples": old.get("n_estimate_samples", 1024),
+        **{k: old.get(k) for k in _OLD_CONTINUAL_OPTIONS if regulariser is not None},
+        **(old.get("regulariser_kwargs") or {}),
+    }
+    return {**saved, "continual": new}
+
+
 def register_configs() -> None:
     """Store the schema as ``base_config`` (the primary config's first default)."""
     ConfigStore.instance().store(name="base_config", node=Config)
@@ -153,10 +212,5 @@ def validate(cfg: Any) -> None:
     _positive_int("eval.n_envs", cfg.eval.n_envs)
     if cfg.eval.figure_every < 0:
         raise ValueError(f"eval.figure_every={cfg.eval.figure_every} must be in [0, inf)")
-    if cfg.continual.c < 0:
-        raise ValueError(f"continual.c={cfg.continual.c} must be in [0, inf)")
-    keep_top = cfg.continual.keep_top
-    if keep_top is not None and not 0 < keep_top <= 1:
-        raise ValueError(f"continual.keep_top={keep_top} must be null or in (0, 1]")
     if cfg.debug.nan_at_step is not None and cfg.debug.nan_at_step < 0:
         raise ValueError(f"debug.nan_at_step={cfg.debug.nan_at_step} must be None or >= 0")

@@ -1,13 +1,18 @@
 """Continual learning for stable-baselines3 and plain PyTorch.
 
-Quadratic consolidation regularisers (SI and peers), triggers that decide when to consolidate
-(task-free plateau detector, oracle boundaries, fixed intervals), and the SB3 callback that wires
-them into training; continual evaluation (the success matrix S[eval, task]) and its metrics.
-Nothing here knows about the environments or agent builders of this project.
+Quadratic consolidation regularisers (SI and peers, :mod:`continual.regularisers`), triggers that
+decide when to consolidate (:mod:`continual.triggers`), named methods (:mod:`continual.presets`),
+the continual metrics (:mod:`continual.metrics`), and the SB3 callbacks (:mod:`continual.sb3`).
+The SB3 names are imported on first use, so ``from continual import SI`` works in a plain
+PyTorch program without stable-baselines3. Nothing here knows about any environment.
 """
 
-from continual.callback import ContinualCallback, ShiftActions
-from continual.evaluation import ContinualEvalCallback, InfoArrayLogger
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from continual.presets import METHODS, Method
 from continual.regularisers import L2, MAS, SI, OnlineEWC, QuadraticRegulariser
 from continual.triggers import (
     BoundaryTrigger,
@@ -18,20 +23,52 @@ from continual.triggers import (
     TriggerEvent,
 )
 
+if TYPE_CHECKING:
+    from continual.sb3 import (
+        ConsolidationCallback,
+        ContinualCallback,
+        ContinualEvalCallback,
+        InfoArrayLogger,
+        ResetExploration,
+        TaskShiftDetector,
+    )
+
+_SB3_NAMES = frozenset(
+    {
+        "ConsolidationCallback",
+        "ContinualCallback",
+        "ContinualEvalCallback",
+        "InfoArrayLogger",
+        "ResetExploration",
+        "TaskShiftDetector",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _SB3_NAMES:
+        return getattr(importlib.import_module("continual.sb3"), name)
+    raise AttributeError(f"module 'continual' has no attribute {name!r}")
+
+
 __all__ = [
     "L2",
     "MAS",
+    "METHODS",
     "SI",
     "BoundaryTrigger",
+    "ConsolidationCallback",
     "ContinualCallback",
     "ContinualEvalCallback",
     "InfoArrayLogger",
     "IntervalTrigger",
+    "Method",
     "NeverTrigger",
     "OnlineEWC",
     "PlateauTrigger",
     "QuadraticRegulariser",
-    "ShiftActions",
+    "ResetExploration",
+    "TaskShiftDetector",
     "Trigger",
     "TriggerEvent",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from continual import BoundaryTrigger, IntervalTrigger, NeverTrigger, PlateauTrigger
-from continual.callback import PLATEAU_DEFAULTS
+from continual.sb3.signals import PLATEAU_DEFAULTS
 from continual.triggers import make_trigger
 
 PHASE = 60  # updates (rollouts) per task

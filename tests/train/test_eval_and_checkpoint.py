@@ -25,7 +25,7 @@ from agents.checkpoint import (
 )
 from agents.guard import NonFiniteError, NonFiniteGuard
 from configs.schema import validate
-from continual.evaluation import ContinualEvalCallback, evaluate_episodes
+from continual.sb3.evaluation import ContinualEvalCallback, evaluate_episodes
 from envs import make_eval_envs, make_vec_env
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,10 +10,9 @@ import csv
 import math
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -21,6 +20,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import Figure, HParam
 from stable_baselines3.common.vec_env import VecEnv
 
+from continual.io import atomic_write
 from continual.metrics import average_forgetting, summarize
 
 if TYPE_CHECKING:
@@ -130,23 +130,21 @@ class ContinualEvalCallback(BaseCallback):
     reseeded per evaluation), so it does not change the training run's random streams: training
     with and without evaluation, or resumed from a checkpoint, sees the same random numbers.
 
-    Args:
-        eval_envs: task name -> VecEnv, in task-index order (index k = ``task_<k>``).
-        eval_freq: env steps between evaluations (>= 1).
-        n_eval_episodes: episodes per task and policy mode (>= 1).
-        task_windows: per task, the ``(start, end)`` env-step window in which it is trained
-            (for plasticity, forgetting and own-window AUC). Default: the whole run for every
-            task.
-        stochastic: also evaluate the sampling policy.
-        eval_at_start: evaluate before any training (the row at step 0).
-        seed: base seed of the eval envs and of the stochastic policy's sampling.
-        figure_every: also log figures every this many evaluations (0: only at the end).
-        hparams: flat mapping of hyperparameters for TensorBoard's hparams tab.
-        reference_auc: task name -> single-task reference AUC, for forward transfer.
-        on_eval: called after every evaluation with ``(env steps, scalars)``, the scalars being
-            the ``eval/*`` values just logged (e.g. for pruning a tuning trial; an exception it
-            raises stops training).
-        verbose: 1 prints a line per evaluation.
+    :param eval_envs: task name -> VecEnv, in task-index order (index k = ``task_<k>``).
+    :param eval_freq: env steps between evaluations (>= 1).
+    :param n_eval_episodes: episodes per task and policy mode (>= 1).
+    :param task_windows: per task, the ``(start, end)`` env-step window in which it is trained
+        (for plasticity, forgetting and own-window AUC). Default: the whole run for every task.
+    :param stochastic: also evaluate the sampling policy.
+    :param eval_at_start: evaluate before any training (the row at step 0).
+    :param seed: base seed of the eval envs and of the stochastic policy's sampling.
+    :param figure_every: also log figures every this many evaluations (0: only at the end).
+    :param hparams: flat mapping of hyperparameters for TensorBoard's hparams tab.
+    :param reference_auc: task name -> single-task reference AUC, for forward transfer.
+    :param on_eval: called after every evaluation with ``(env steps, scalars)``, the scalars
+        being the ``eval/*`` values just logged (e.g. for pruning a tuning trial; an exception
+        it raises stops training).
+    :param verbose: 1 prints a line per evaluation.
     """
 
     def __init__(
@@ -445,26 +443,21 @@ def write_matrix_csv(
     """One row per evaluation: ``step``, then ``<matrix>/<task>`` columns. Written atomically."""
     path = Path(path)
     header = ["step"] + [f"{m}/{n}" for m in matrices for n in task_names]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(header)
-            for i, step in enumerate(eval_steps):
-                w.writerow(
-                    [int(step)]
-                    + [
-                        f"{float(matrices[m][i, k]):.6g}"
-                        for m in matrices
-                        for k in range(len(task_names))
-                    ]
-                )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+
+    def write(f: IO[str]) -> None:
+        w = csv.writer(f)
+        w.writerow(header)
+        for i, step in enumerate(eval_steps):
+            w.writerow(
+                [int(step)]
+                + [
+                    f"{float(matrices[m][i, k]):.6g}"
+                    for m in matrices
+                    for k in range(len(task_names))
+                ]
+            )
+
+    atomic_write(path, write, text=True)
 
 
 def _pyplot() -> Any:

@@ -15,8 +15,8 @@ from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
-from continual import SI, ContinualCallback, TriggerEvent
-from continual.callback import SIGNALS, unexplained_variance
+from continual import SI, ContinualCallback, ResetExploration, TriggerEvent
+from continual.sb3.signals import SIGNALS, unexplained_variance
 
 
 def make_model(algo: str, env_id: str = "Pendulum-v1", seed: int = 0, **kwargs):
@@ -53,7 +53,7 @@ def column(rows: list[dict[str, str]], key: str) -> list[float]:
 def test_trains_consolidates_and_logs_penalty(algo, env_id, tmp_path):
     model = make_model(algo, env_id)
     model.set_logger(configure(str(tmp_path), ["csv"]))
-    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 256}, c=1.0)
+    cb = ContinualCallback("si_paper", trigger="interval", trigger_kwargs={"n_steps": 256}, c=1.0)
     model.learn(1536, callback=cb, log_interval=1)
     assert cb.n_consolidations >= 4
     assert cb.regulariser is not None and cb.regulariser.n_consolidations == cb.n_consolidations
@@ -76,7 +76,7 @@ def test_huge_strength_keeps_parameters_at_the_anchor():
         model.learn(128, callback=cb)  # one rollout, then consolidate
         assert cb.n_consolidations == 1
         anchor = {n: t.clone() for n, t in cb.regulariser.anchor.items()}
-        cb.trigger = ContinualCallback(None, trigger="never").trigger  # no more consolidation
+        cb.detector.trigger = ContinualCallback(None, trigger="never").trigger  # no more
         model.learn(640, callback=cb, reset_num_timesteps=False)
         params = dict(model.policy.named_parameters())
         return max(float((params[n].detach() - a).abs().max()) for n, a in anchor.items())
@@ -91,7 +91,7 @@ def test_before_first_consolidation_training_is_unchanged():
     plain = make_model("ppo", seed=3)
     plain.learn(384)
     hooked = make_model("ppo", seed=3)
-    cb = ContinualCallback("si", trigger="never", adaptive_target=None)
+    cb = ContinualCallback("si", trigger="never")
     hooked.learn(384, callback=cb)
     for (n, p), q in zip(plain.policy.named_parameters(), hooked.policy.parameters(), strict=True):
         assert torch.equal(p, q), n
@@ -159,12 +159,12 @@ def test_load_rejects_corrupt_and_mismatching_files(tmp_path):
         ContinualCallback("si").load(tmp_path / "missing.pt")
     # A mismatching parameter set is refused when the state meets the policy.
     other = ContinualCallback(
-        "si", trigger="interval", trigger_kwargs={"n_steps": 128}, params="all"
+        "si", trigger="interval", trigger_kwargs={"n_steps": 128}, select="all"
     )
     other.load(tmp_path / "si.pt")
     with pytest.raises(ValueError, match="names differ"):
         make_model("ppo").learn(64, callback=other)
-    assert not list(tmp_path.glob(".continual-*"))  # no temporary files left behind
+    assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
 
 
 def test_tensorboard_scalars(tmp_path):
@@ -213,38 +213,32 @@ class ShiftAt:
         self.n = state["n"]
 
 
-def test_shift_actions():
+def test_shift_raises_exploration_and_nothing_else():
     model = make_model("ppo", policy_kwargs={"log_std_init": -1.0}, ent_coef=0.0)
     base_lr = model.lr_schedule(1.0)
-    seen: list[tuple[float, float, float]] = []
+    seen: list[float] = []
 
     class Watch(ContinualCallback):
         def _on_rollout_end(self) -> None:
             super()._on_rollout_end()
-            seen.append(
-                (
-                    float(self.model.policy.log_std.detach().min()),
-                    self.model.ent_coef,
-                    self.model.lr_schedule(1.0) / base_lr,
-                )
-            )
+            seen.append(float(self.model.policy.log_std.detach().min()))
 
-    on_shift = {
-        "reset_log_std": 0.0,
-        "reset_optimizer": True,
-        "ent_coef": 0.05,
-        "ent_coef_rollouts": 2,
-        "lr_warmup_rollouts": 2,
-        "lr_warmup_start": 0.5,
-    }
-    cb = Watch(None, trigger=ShiftAt({2}), on_shift=on_shift)
+    cb = Watch(None, trigger=ShiftAt({2}), on_shift=[ResetExploration(log_std=0.0)])
     model.learn(64 * 2 * 5, callback=cb)
     assert cb.n_shifts == 1
-    log_std, ent, lr = zip(*seen, strict=True)
-    assert log_std[0] == pytest.approx(-1.0, abs=0.05) and log_std[1] == 0.0
-    assert ent == (0.0, 0.05, 0.05, 0.0, 0.0)
-    assert lr == pytest.approx((1.0, 0.5, 0.75, 1.0, 1.0))
+    assert seen[0] == pytest.approx(-1.0, abs=0.05) and seen[1] == 0.0
     assert model.ent_coef == 0.0 and model.lr_schedule(1.0) == base_lr
+
+
+def test_on_shift_defaults_to_the_exploration_reset_and_accepts_the_old_dict_form():
+    (action,) = ContinualCallback().detector.on_shift
+    assert isinstance(action, ResetExploration) and action.log_std == 0.0
+    assert ContinualCallback(on_shift=[]).detector.on_shift == []
+    assert ContinualCallback(on_shift={"reset_log_std": None}).detector.on_shift == []
+    (old,) = ContinualCallback(on_shift={"reset_log_std": -0.5}).detector.on_shift
+    assert old.log_std == -0.5
+    with pytest.raises(ValueError, match="no longer shift actions"):
+        ContinualCallback(on_shift={"reset_log_std": 0.0, "ent_coef": 0.1})
 
 
 @pytest.mark.parametrize("method", ["ewc", "mas"])
@@ -283,26 +277,11 @@ def test_finetuning_mode_and_custom_signal(tmp_path):
         calls.append(unexplained_variance(m))
         return calls[-1]
 
-    cb = ContinualCallback(None, trigger="never", signal=surprise, on_shift=None)
+    cb = ContinualCallback(None, trigger="never", signal=surprise, on_shift=[])
     model.learn(256, callback=cb)
     assert cb.regulariser is None and len(calls) == 2
     values = column(read_csv(tmp_path), "continual/signal/surprise")
     assert np.allclose(values, calls)
-
-
-@pytest.mark.parametrize("clip_penalty", [True, False])
-def test_clip_penalty_reaches_the_regulariser_and_its_step_hooks(clip_penalty):
-    """L2 needs the optimizer's step hooks only to add the penalty after SB3's clipping."""
-    model = make_model("ppo", seed=2)
-    cb = ContinualCallback(
-        "l2", trigger="interval", trigger_kwargs={"n_steps": 256}, clip_penalty=clip_penalty
-    )
-    model.learn(512, callback=cb)
-    reg = cb.regulariser
-    assert reg is not None and reg.n_consolidations >= 1 and reg.clip_penalty is clip_penalty
-    reg.attach()
-    assert len(reg._handles) == len(reg.params) + (0 if clip_penalty else 2)
-    reg.detach()
 
 
 def test_constructor_validation():
@@ -312,23 +291,71 @@ def test_constructor_validation():
         ContinualCallback("l2", xi=1e-3)
     with pytest.raises(ValueError, match="on_shift"):
         ContinualCallback("si", on_shift={"reset_std": 0.0})
+    with pytest.raises(ValueError, match="renamed to select"):
+        ContinualCallback("si", params="all")
+    with pytest.raises(ValueError, match="c: must be"):
+        ContinualCallback("si", c=-1.0)
     with pytest.raises(ValueError, match="signal"):
         ContinualCallback("si", signal="loss")
     with pytest.raises(ValueError, match="keep_top"):
         ContinualCallback("si", keep_top=0.0)
-    assert isinstance(ContinualCallback(SI).config, dict)
+    assert ContinualCallback(SI).strength == 1.0
 
 
 def test_negative_return_signal_is_sb3_episode_return_and_brings_its_thresholds():
     model = make_model("ppo", "CartPole-v1")
     cb = ContinualCallback("si", trigger="plateau", trigger_kwargs={"k": 5.0})
-    assert cb.signal_name == "negative_return"
+    assert cb.detector.signal_name == "negative_return"
     assert cb.trigger.scale == "range" and cb.trigger.min_recovery > 0  # the signal's defaults
     assert cb.trigger.k == 5.0  # the user's key wins
     assert ContinualCallback("si", signal="unexplained_variance").trigger.scale == "mean"
     model.learn(256, callback=cb)
     # CartPole's return is the episode length: the signal is minus SB3's rollout/ep_rew_mean.
     expected = -np.mean([ep["r"] for ep in model.ep_info_buffer])
-    assert cb.last_signal == pytest.approx(expected) and cb.last_signal < 0
+    signal = cb.detector.last_signal
+    assert signal == pytest.approx(expected) and signal < 0
     model.ep_info_buffer.clear()
     assert math.isnan(SIGNALS["negative_return"](model))
+
+
+def test_method_presets_are_one_name_away():
+    """The default is the recommended method; plain SI as in the paper is one name away."""
+    default, named = ContinualCallback(), ContinualCallback("si")
+    assert default.consolidation.regulariser_kwargs == named.consolidation.regulariser_kwargs
+    assert default.consolidation.regulariser_kwargs == {
+        "c": 10.0,
+        "select": "actor",
+        "exclude": ("log_std",),
+        "normalize": "mean",
+        "keep_top": 0.5,
+    }
+    paper = ContinualCallback("si_paper").consolidation
+    assert paper.spec is SI and paper.regulariser_kwargs == {
+        "c": 1.0,
+        "select": "actor",
+        "exclude": ("log_std",),
+    }
+    # Options given as None (as configs pass them) keep the method's; others override.
+    tuned = ContinualCallback("si", c=1.0, keep_top=None, xi=1e-2).consolidation
+    assert tuned.regulariser_kwargs["keep_top"] == 0.5 and tuned.regulariser_kwargs["c"] == 1.0
+    assert tuned.regulariser_kwargs["xi"] == 1e-2
+    assert ContinualCallback("finetune").consolidation.spec is None
+    with pytest.raises(ValueError, match="not options of regulariser 'l2'"):
+        ContinualCallback("l2", xi=1e-3)
+
+
+def test_state_of_the_earlier_format_loads(tmp_path):
+    model = make_model("ppo")
+    cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128})
+    model.learn(256, callback=cb)
+    old = {
+        **cb.state_dict(),
+        "format": "continual.ContinualCallback/1",
+        "shift": {"ent_left": 0, "ent_base": None, "lr_left": 0},
+    }
+    fresh = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": 128})
+    fresh.load_state_dict(old)
+    assert fresh.n_consolidations == cb.n_consolidations == 2
+    busy = {**old, "shift": {"ent_left": 3, "ent_base": 0.0, "lr_left": 0}}
+    with pytest.raises(ValueError, match="no longer exist"):
+        fresh.load_state_dict(busy)

@@ -23,11 +23,11 @@ Diagnostics:
             restore brings task j back (and whose break destroys it) is where it was forgotten.
 
 Examples:
-    python benchmarks/si_levers.py --method finetune --seeds 0 1
-    python benchmarks/si_levers.py --method si --c 1 --seeds 0 1 --json si_c1.json
-    python benchmarks/si_levers.py --method si --trigger plateau --c 1 --seeds 0 1 2
-    python benchmarks/si_levers.py --method joint --seeds 0 1 2
-    python benchmarks/si_levers.py --summarize run1.json run2.json   # Markdown table
+    python -m studies.si_levers --method finetune --seeds 0 1
+    python -m studies.si_levers --method si --c 1 --seeds 0 1 --json si_c1.json
+    python -m studies.si_levers --method si --trigger plateau --c 1 --seeds 0 1 2
+    python -m studies.si_levers --method joint --seeds 0 1 2
+    python -m studies.si_levers --summarize run1.json run2.json   # Markdown table
 """
 
 from __future__ import annotations
@@ -43,8 +43,6 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import torch
 from stable_baselines3 import PPO
@@ -537,7 +535,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"all solved {sum(r['all_solved'] for r in runs.values())}/{len(runs)}, "
         f"{time.perf_counter() - start:.0f} s"
     )
-    cmd = "python benchmarks/si_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python -m studies.si_levers " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"command: {cmd}")
 
     result = {

@@ -1,7 +1,7 @@
-"""tune.py's study mechanics on a fast training stand-in (tune_toy_app): search space, storage,
+"""studies.tune's study mechanics on a fast training stand-in (tune_toy_app): search space, storage,
 continuation, concurrent workers, pruning, failures and bad input.
 
-The same flows with the real trainer are in test_sweeps_integration.py.
+The same flows with the real trainer are in tests/app/test_sweeps_integration.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-import tune
-from continual import report
+from studies import report, tune
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -35,7 +34,7 @@ def app() -> tune.App:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``python tune.py --app tune_toy_app:run ARGS``, in this process (fast); returns
+    """``python -m studies.tune --app tune_toy_app:run ARGS``, in this process (fast); returns
     (exit code, stdout, stderr)."""
     code = tune.main(["--app", APP, *args])
     out, err = capsys.readouterr()

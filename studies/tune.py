@@ -77,8 +77,7 @@ def objective_value(metrics: dict[str, Any], name: str) -> float:
 
     ``"success_minus_forgetting"`` is computed; any other name is a number of the record.
 
-    Raises:
-        ValueError: the record has no finite number under ``name``; lists the numbers it has.
+    :raises ValueError: the record has no finite number under ``name``; lists the numbers it has.
     """
     if name == "success_minus_forgetting":
         value = success_minus_forgetting(metrics)
@@ -142,8 +141,7 @@ def parse_param(spec: str) -> Param:
     """Parse ``KEY=log:LOW:HIGH``, ``KEY=float:LOW:HIGH``, ``KEY=int:LOW:HIGH`` or
     ``KEY=choice:A,B,...``.
 
-    Raises:
-        ValueError: malformed spec or bounds; the message quotes the spec.
+    :raises ValueError: malformed spec or bounds; the message quotes the spec.
     """
     key, sep, dist = spec.partition("=")
     kind, _, rest = dist.partition(":")
@@ -201,8 +199,7 @@ def default_space(cfg: DictConfig) -> list[Param]:
 def check_space(cfg: DictConfig, space: Sequence[Param]) -> None:
     """Every searched key must exist in the config (a typo would otherwise be a silent no-op).
 
-    Raises:
-        ValueError: naming the key and the keys that exist at its parent.
+    :raises ValueError: naming the key and the keys that exist at its parent.
     """
     for p in space:
         if OmegaConf.select(cfg, p.key, default=_MISSING) is _MISSING:
@@ -258,8 +255,7 @@ def load_app(
     default to the module's ``CONFIG_DIR`` and ``CONFIG_NAME`` (else ``configs/`` at the
     repository root, and ``config``).
 
-    Raises:
-        ValueError: ``entry`` is malformed, or the module has no such callable.
+    :raises ValueError: ``entry`` is malformed, or the module has no such callable.
     """
     module_name, sep, func_name = entry.partition(":")
     if not sep or not module_name or not func_name:
@@ -444,9 +440,8 @@ def tune(
 ) -> TuneResult:
     """Run (or continue) a study. See the module docstring; CLI flags map one to one.
 
-    Raises:
-        ValueError: bad search space, sampler or pruner name, or a search key the config lacks.
-        hydra.errors.*: the base overrides do not compose (e.g. a nonexistent config option).
+    :raises ValueError: bad search space, sampler or pruner name, or a search key the config lacks.
+    :raises hydra.errors.*: the base overrides do not compose (e.g. a nonexistent config option).
     """
     if sampler not in ("tpe", "random"):
         raise ValueError(f"sampler={sampler!r} is unknown; allowed: ['tpe', 'random']")

@@ -136,25 +136,23 @@ def write_report(
 ) -> Report:
     """Read all runs under ``roots`` and write the tables, plots and ``report.md``.
 
-    Args:
-        roots: directories (or metrics.json files) to read.
-        out_dir: where to write; default ``<roots[0]>/report``.
-        metrics: metric keys for the table; default final average success, forgetting and
-            plasticity (when the runs have them), plus ``forward_transfer`` when any run has it.
-        confidence: mass of the bootstrap intervals.
-        n_boot: bootstrap resamples.
-        tol: absolute near-best rule: strengths whose mean is within ``tol`` (units of the
-            metric) of the best; used unless ``near_best`` is given.
-        title: heading of the Markdown.
-        near_best: relative near-best rule instead: strengths whose mean is at least
-            ``near_best`` x the best, in (0, 1] (the study's width uses 0.9).
-        detector_triggers: ``continual.trigger`` values whose runs get the detector table
-            (``detector.csv``); empty: none.
+    :param roots: directories (or metrics.json files) to read.
+    :param out_dir: where to write; default ``<roots[0]>/report``.
+    :param metrics: metric keys for the table; default final average success, forgetting and
+        plasticity (when the runs have them), plus ``forward_transfer`` when any run has it.
+    :param confidence: mass of the bootstrap intervals.
+    :param n_boot: bootstrap resamples.
+    :param tol: absolute near-best rule: strengths whose mean is within ``tol`` (units of the
+        metric) of the best; used unless ``near_best`` is given.
+    :param title: heading of the Markdown.
+    :param near_best: relative near-best rule instead: strengths whose mean is at least
+        ``near_best`` x the best, in (0, 1] (the study's width uses 0.9).
+    :param detector_triggers: ``continual.trigger`` values whose runs get the detector table
+        (``detector.csv``); empty: none.
 
-    Raises:
-        FileNotFoundError: a root does not exist.
-        ValueError: no readable metrics.json was found (the message names the roots), or
-            an invalid near-best rule.
+    :raises FileNotFoundError: a root does not exist.
+    :raises ValueError: no readable metrics.json was found (the message names the roots), or
+        an invalid near-best rule.
     """
     rule = NearBestRule(frac=near_best) if near_best is not None else NearBestRule(tol=tol)
     roots = [Path(r) for r in roots]

@@ -347,8 +347,7 @@ def run_config(run_dir: str | Path) -> dict[str, Any] | None:
     """The run's resolved config: ``config.yaml`` (written by train.py), else Hydra's
     ``.hydra/config.yaml``; None when neither exists.
 
-    Raises:
-        ValueError: the file exists but is not a YAML mapping; the message names it.
+    :raises ValueError: the file exists but is not a YAML mapping; the message names it.
     """
     run_dir = Path(run_dir)
     for path in (run_dir / "config.yaml", run_dir / ".hydra" / "config.yaml"):
@@ -470,8 +469,7 @@ def read_events(run_dir: str | Path) -> RunEvents:
     without those, where the counters ``continual/consolidations`` / ``continual/shifts``
     increase.
 
-    Raises:
-        ValueError: neither source has the events; the message names the run.
+    :raises ValueError: neither source has the events; the message names the run.
     """
     run_dir = Path(run_dir)
     try:

@@ -44,14 +44,12 @@ def bootstrap_ci(
 ) -> tuple[float, float, float]:
     """Mean of ``values`` over axis 0 and a percentile-bootstrap interval of that mean.
 
-    Args:
-        values: shape (n,) or (n, T): n independent runs (seeds), optionally a curve each.
-        confidence: interval mass in (0, 1), e.g. 0.9 for a 90% interval.
-        n_boot: number of resamples.
-        seed: resampling seed, so that reports are reproducible.
+    :param values: shape (n,) or (n, T): n independent runs (seeds), optionally a curve each.
+    :param confidence: interval mass in (0, 1), e.g. 0.9 for a 90% interval.
+    :param n_boot: number of resamples.
+    :param seed: resampling seed, so that reports are reproducible.
 
-    Returns:
-        (mean, low, high), floats for 1-D input, arrays of shape (T,) for 2-D input. NaNs in a
+    :return: (mean, low, high), floats for 1-D input, arrays of shape (T,) for 2-D input. NaNs in a
         1-D input are dropped; an empty input gives NaNs. With one value the interval is that
         value.
     """
@@ -228,20 +226,17 @@ def near_best_range(
 ) -> tuple[float, float, float]:
     """The contiguous range of strengths around the best mean whose means pass ``rule``.
 
-    Args:
-        strengths: strength values, any order (sorted here), shape (n,).
-        mean: mean metric per strength, shape (n,); a NaN mean fails the rule, so it ends the
-            range.
-        rule: absolute or relative near-best rule.
+    :param strengths: strength values, any order (sorted here), shape (n,).
+    :param mean: mean metric per strength, shape (n,); a NaN mean fails the rule, so it ends the
+        range.
+    :param rule: absolute or relative near-best rule.
 
-    Returns:
-        (low, high, decades), with ``decades = log10(high / low)``: the *width* in decades of
+    :return: (low, high, decades), with ``decades = log10(high / low)``: the *width* in decades of
         strength. A single point gives (x, x, 0). NaN for all three when no mean is finite or
         the rule is undefined (relative rule with best <= 0); ``decades`` is NaN when
         low <= 0.
 
-    Raises:
-        ValueError: ``strengths`` and ``mean`` differ in length.
+    :raises ValueError: ``strengths`` and ``mean`` differ in length.
     """
     x = np.asarray(strengths, dtype=float)
     y = np.asarray(mean, dtype=float)
@@ -499,8 +494,7 @@ def heatmaps(runs: Sequence[RunRecord], metric: str = "average_performance") -> 
     one map: the first axis that puts it into a crossed map (so a lr x c x n_envs grid gives
     lr x c maps, one per n_envs).
 
-    Returns:
-        The maps, by method, then axis and setting. Cell means ignore NaN metrics.
+    :return: The maps, by method, then axis and setting. Cell means ignore NaN metrics.
     """
     all_items = [set(setting_items(r.overrides)) for r in runs]
     common = set.intersection(*all_items) if all_items else set()

@@ -302,7 +302,7 @@ def find_metrics_files(roots: Iterable[str | Path]) -> list[Path]:
 
 
 def _missing_reason(job: Path) -> str:
-    """Why a job directory has no metrics.json, from the notes tune.py leaves (pruned.txt,
+    """Why a job directory has no metrics.json, from the notes studies.tune leaves (pruned.txt,
     error.txt); else 'failed or unfinished'."""
     for name, what in (("pruned.txt", "pruned"), ("error.txt", "failed")):
         note = job / name

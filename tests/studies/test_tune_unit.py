@@ -138,7 +138,7 @@ def test_median_pruner_stops_a_worse_trial(app: tune.App, tmp_path: Path) -> Non
     # pruned at the first evaluation, so the run stopped early
     assert [t.last_step for t in r.study.get_trials()] == [400, 100, 100]
     assert not (tmp_path / "trial_0001" / "metrics.json").exists()
-    # the report lists pruned and failed trials with the reason tune.py left
+    # the report lists pruned and failed trials with the reason the tuner left
     missing = dict(report.load_runs([tmp_path]).missing)
     assert missing[tmp_path / "trial_0001"].startswith("pruned: trial 1 pruned at step 100")
 

@@ -37,6 +37,7 @@ from agents.checkpoint import (
     save_checkpoint,
 )
 from agents.guard import NaNInjection, NonFiniteError, NonFiniteGuard
+from agents.record import RunInfo, build_record, stream_info, strength_name, write_record
 from configs.schema import Config, register_configs, upgrade_saved_config, validate
 from continual import ContinualCallback
 from continual.io import atomic_write_bytes
@@ -64,17 +65,9 @@ def stream_spec(cfg: DictConfig) -> tuple[StreamSpec, list[tuple[int, int]]]:
     schedule = [(p.task, int(p.steps)) for p in s.schedule]
     drift = [OmegaConf.to_container(d) for d in s.drift]
     spec = StreamSpec(schedule=schedule, blur=s.blur, ramp=s.ramp, drift=drift)
-    names = spec.task_names
-    total = sum(d for _, d in schedule)
     if s.joint:
-        spec = StreamSpec.joint(names, total, drift=drift)
-        return spec, [(0, total)] * len(names)
-    windows: dict[str, tuple[int, int]] = {}
-    t = 0
-    for task, steps in schedule:
-        windows[task] = (t, t + steps)  # a revisited task: its last window
-        t += steps
-    return spec, [windows[n] for n in names]
+        spec = StreamSpec.joint(spec.task_names, sum(d for _, d in schedule), drift=drift)
+    return spec, spec.windows()
 
 
 def continual_callback(cfg: DictConfig) -> ContinualCallback:
@@ -302,26 +295,24 @@ def run(
 
     metrics = evaluator.compute_metrics()
     c = cfg.continual
-    strength = cont.strength
-    strength_name = None if strength is None else "c"
-    record = {
-        "run": {
-            "method": c.name,
-            "stream": cfg.stream.name,
-            "algo": cfg.agent.algo,
-            "seed": int(cfg.seed),
-            "strength": strength,
-            "strength_name": strength_name,
-            "overrides": overrides,
-            "total_steps": total_steps,
-            "num_timesteps": int(model.num_timesteps),
-            "consolidations": int(cont.n_consolidations),
-            "shifts": int(cont.n_shifts),
-        },
-        "success_matrix": evaluator.matrix("success").tolist(),
-        **metrics,
+    strength = strength_name(c.regulariser, OmegaConf.select(c, "adaptive_target", default=None))
+    run_info: RunInfo = {
+        "method": c.name,
+        "stream": cfg.stream.name,
+        "algo": cfg.agent.algo,
+        "seed": int(cfg.seed),
+        # c as the method's preset and the overrides set it, not the config's null.
+        "strength": cont.strength if strength == "c" else None,
+        "strength_name": strength,
+        "overrides": overrides,
+        "total_steps": total_steps,
+        "num_timesteps": int(model.num_timesteps),
+        "consolidations": int(cont.n_consolidations),
+        "shifts": int(cont.n_shifts),
     }
-    atomic_write_bytes(run_dir / "metrics.json", json.dumps(record, indent=2).encode())
+    success = evaluator.matrix("success").tolist()
+    record = build_record(run_info, success, metrics, stream_info(spec, cfg.stream.joint))
+    write_record(run_dir, record)
     evaluator.save_outputs(run_dir)
     model.save(run_dir / "model.zip")
     cont.save(run_dir / "continual_state.pt")

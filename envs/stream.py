@@ -9,6 +9,7 @@ many envs step it.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -186,6 +187,38 @@ class StreamSpec:
                 if n not in names:
                     names.append(n)
         return names
+
+    def windows(self) -> list[tuple[int, int]]:
+        """Each task's training window ``[start, end)`` in env steps, in :attr:`task_names` order.
+
+        A task's window is the last phase that draws it (a revisited task: its last visit, the
+        window whose end its forgetting is measured from); a mixture phase draws every task it
+        names, so the single phase of :meth:`joint` gives every task ``(0, total)``.
+
+        :return: one ``(start, end)`` pair per task, env steps.
+        """
+        last: dict[str, tuple[int, int]] = {}
+        t = 0
+        for task, steps in self.schedule:
+            for n in [task] if isinstance(task, str) else list(task):
+                last[n] = (t, t + steps)
+            t += steps
+        return [last[n] for n in self.task_names]
+
+    def boundaries(self) -> list[int]:
+        """Env steps of the task switches: the ends of the phases whose next phase draws other
+        tasks (consecutive phases of one task are one phase). Each switch is the middle of its
+        blur window. Empty for a single phase, e.g. :meth:`joint`.
+
+        :return: ascending env steps, one per switch.
+        """
+        out: list[int] = []
+        t = 0
+        for (task, steps), (following, _) in itertools.pairwise(self.schedule):
+            t += steps
+            if following != task:
+                out.append(t)
+        return out
 
 
 def _ramp(u: float, kind: str) -> float:

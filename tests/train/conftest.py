@@ -6,7 +6,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from train_runner import TINY, assert_ok, run_train
+from tiny_runs import TINY, assert_ok, run_train
 
 
 @pytest.fixture(scope="session")

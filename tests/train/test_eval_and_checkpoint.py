@@ -184,7 +184,7 @@ def test_default_config_is_the_quick_si_keep_run() -> None:
 
 
 def test_run_entry_point_reports_every_evaluation(tmp_path: Path) -> None:
-    """``train.run`` is the programmatic entry (used by tune.py): no HydraConfig needed."""
+    """``train.run`` is the programmatic entry (used by studies.tune): no HydraConfig needed."""
     overrides = [
         "total_steps=1024",
         "n_envs=4",

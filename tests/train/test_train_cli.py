@@ -16,7 +16,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from train_runner import REPO, TINY, assert_ok, run_train, train_cmd
+from tiny_runs import REPO, TINY, assert_ok, run_train, train_cmd
 
 OUTPUTS = (
     "metrics.json",

@@ -23,11 +23,11 @@ Diagnostics:
             restore brings task j back (and whose break destroys it) is where it was forgotten.
 
 Examples:
-    python benchmarks/si_levers.py --method finetune --seeds 0 1
-    python benchmarks/si_levers.py --method si --c 1 --seeds 0 1 --json si_c1.json
-    python benchmarks/si_levers.py --method si --trigger plateau --c 1 --seeds 0 1 2
-    python benchmarks/si_levers.py --method joint --seeds 0 1 2
-    python benchmarks/si_levers.py --summarize run1.json run2.json   # Markdown table
+    python -m studies.si_levers --method finetune --seeds 0 1
+    python -m studies.si_levers --method si --c 1 --seeds 0 1 --json si_c1.json
+    python -m studies.si_levers --method si --trigger plateau --c 1 --seeds 0 1 2
+    python -m studies.si_levers --method joint --seeds 0 1 2
+    python -m studies.si_levers --summarize run1.json run2.json   # Markdown table
 """
 
 from __future__ import annotations
@@ -43,15 +43,13 @@ from pathlib import Path
 from typing import Any
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
-from continual import ContinualCallback
-from continual.evaluation import evaluate_episodes
+from continual import ContinualCallback, ResetExploration
+from continual.sb3.evaluation import evaluate_episodes
 from envs import DEFAULT_TASKS, NavVecEnv, StreamSpec, WorldConfig, make_eval_envs, make_vec_env
 from envs.tasks import TASKS
 
@@ -107,15 +105,9 @@ def parse_params(spec: str) -> str | dict[str, float] | list[str]:
 
 def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments of ContinualCallback for this setting (JSON-friendly)."""
-    reg = None if args.method == "finetune" else args.method
-    on_shift: dict[str, Any] | None = {
-        "reset_log_std": args.reset_log_std,
-        "reset_optimizer": args.reset_optimizer,
-    }
-    if args.shift_ent_coef is not None:
-        on_shift.update(ent_coef=args.shift_ent_coef, ent_coef_rollouts=10)
-    if args.reset_log_std is None and not args.reset_optimizer and args.shift_ent_coef is None:
-        on_shift = None
+    # The script's "si" is SI as in the paper: raw importance unless --normalize is given.
+    reg = {"finetune": None, "si": "si_paper"}.get(args.method, args.method)
+    on_shift = [] if args.reset_log_std is None else [ResetExploration(args.reset_log_std)]
     kw: dict[str, Any] = {
         "regulariser": reg,
         "trigger": args.trigger,
@@ -129,7 +121,7 @@ def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         kw.update(
             c=args.c,
             normalize=args.normalize,
-            params=parse_params(args.params),
+            select=parse_params(args.params),
             exclude=tuple(args.exclude),
         )
         if args.accumulate:
@@ -138,7 +130,7 @@ def callback_kwargs(args: argparse.Namespace) -> dict[str, Any]:
             kw["gamma"] = args.gamma
         if args.adaptive_target is not None:
             kw["adaptive_target"] = args.adaptive_target
-        if reg == "si":
+        if reg == "si_paper":
             kw["xi"] = args.xi
     return kw
 
@@ -416,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--xi", type=float, default=1e-3)
     p.add_argument("--accumulate", choices=["sum", "ema", "mean"], default=None)
     p.add_argument("--gamma", type=float, default=None, help="decay of accumulate=ema")
-    p.add_argument("--normalize", choices=["mean", "max"], default=None)
+    p.add_argument("--normalize", choices=["mean"], default=None)
     p.add_argument("--adaptive-target", type=float, default=None)
     p.add_argument(
         "--params",
@@ -430,15 +422,6 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda s: None if s == "none" else float(s),
         default=0.0,
         help="on-shift log_std floor, or 'none'",
-    )
-    p.add_argument(
-        "--reset-optimizer", action="store_true", help="on shift, also clear Adam's moments"
-    )
-    p.add_argument(
-        "--shift-ent-coef",
-        type=float,
-        default=None,
-        help="on shift, use this entropy coefficient for 10 rollouts",
     )
     p.add_argument("--plateau-kwargs", default="", help="JSON dict of PlateauTrigger kwargs")
     # PPO
@@ -537,7 +520,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         f"all solved {sum(r['all_solved'] for r in runs.values())}/{len(runs)}, "
         f"{time.perf_counter() - start:.0f} s"
     )
-    cmd = "python benchmarks/si_levers.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python -m studies.si_levers " + " ".join(sys.argv[1:] if argv is None else argv)
     print(f"command: {cmd}")
 
     result = {

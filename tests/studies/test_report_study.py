@@ -1,9 +1,8 @@
-"""continual.report for the learning study: relative near-best width, the lr x strength
+"""studies.report for the learning study: relative near-best width, the lr x strength
 heatmap and the detector-quality table, on synthetic run folders (no training)."""
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,48 +10,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
+from report_runs import PNG_MAGIC, write_run
 
-from continual import report as rep
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def write_run(
-    d: Path,
-    method: str,
-    seed: int,
-    avg: float,
-    overrides: Sequence[str] = (),
-    strength: float | None = None,
-    strength_name: str = "c",
-    config: dict | None = None,
-    run_extra: dict | None = None,
-) -> Path:
-    """A finished run folder: metrics.json, .hydra/overrides.yaml and optionally config.yaml."""
-    d.mkdir(parents=True, exist_ok=True)
-    ovr = [f"continual={method}", f"seed={seed}", *overrides]
-    data = {
-        "run": {
-            "method": method,
-            "seed": seed,
-            "strength": strength,
-            "strength_name": strength_name if strength is not None else None,
-            "overrides": ovr,
-            **(run_extra or {}),
-        },
-        "task_names": ["A", "B"],
-        "eval_steps": [0, 100],
-        "success_matrix": [[0.0, 0.0], [avg, avg]],
-        "average_performance": avg,
-        "average_forgetting": 0.0,
-    }
-    (d / "metrics.json").write_text(json.dumps(data))
-    (d / ".hydra").mkdir(exist_ok=True)
-    (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ovr))
-    if config is not None:
-        (d / "config.yaml").write_text(yaml.safe_dump(config))
-    return d
+from studies import report as rep
+from studies.report.__main__ import main as report_main
 
 
 def make_config(
@@ -203,7 +164,7 @@ def test_report_states_the_near_best_rule(tmp_path: Path, capsys: pytest.Capture
     assert r.near_best == rep.NearBestRule(tol=0.05)
 
     assert (
-        rep.main(
+        report_main(
             [str(study), "--out", str(tmp_path / "rel"), "--n-boot", "50", "--near-best", "0.85"]
         )
         == 0
@@ -213,13 +174,13 @@ def test_report_states_the_near_best_rule(tmp_path: Path, capsys: pytest.Capture
     assert "| near-best range | width (decades) |" in md
     assert "| 0.700 at 0.1 | 0.1 - 10 | 2.000 |" in md
 
-    assert rep.main([str(study), "--out", str(tmp_path / "t"), "--tol", "0.1"]) == 0
+    assert report_main([str(study), "--out", str(tmp_path / "t"), "--tol", "0.1"]) == 0
     assert "| 0.1 - 10 | 2.000 |" in (tmp_path / "t" / "report.md").read_text()
     capsys.readouterr()
-    assert rep.main([str(study), "--near-best", "1.5"]) == 2
+    assert report_main([str(study), "--near-best", "1.5"]) == 2
     assert "fraction must be in (0, 1], got 1.5" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # one rule at a time
-        rep.main([str(study), "--tol", "0.1", "--near-best", "0.9"])
+        report_main([str(study), "--tol", "0.1", "--near-best", "0.9"])
     assert "not allowed with argument" in capsys.readouterr().err
 
 
@@ -391,23 +352,38 @@ def test_a_tuning_study_is_not_a_grid(tmp_path: Path) -> None:
 
 
 def test_stream_truth_from_config() -> None:
-    truth = rep.stream_truth(make_config(blur=8192))
+    truth = rep.config_stream_truth(make_config(blur=8192))
     assert truth.boundaries.tolist() == [32768, 65536]
     assert truth.phase_lengths.tolist() == [32768, 32768]
     assert truth.blur == 8192 and truth.end == 98304 and truth.n_phases == 3
     # a repeated task is one phase; the run's end cuts the schedule
     cfg = make_config(phases=[("a", 100), ("a", 100), ("b", 300), ("c", 100)])
-    truth = rep.stream_truth(cfg, end=450)
+    truth = rep.config_stream_truth(cfg, end=450)
     assert truth.boundaries.tolist() == [200] and truth.phase_lengths.tolist() == [250]
     # [task, steps] pairs, and total_steps from the config
     cfg["stream"]["schedule"] = [["a", 100], ["b", 100]]
     cfg["total_steps"] = 150
-    assert rep.stream_truth(cfg).end == 150
+    assert rep.config_stream_truth(cfg).end == 150
     cfg["stream"]["joint"] = True
     with pytest.raises(ValueError, match="joint stream"):
-        rep.stream_truth(cfg)
+        rep.config_stream_truth(cfg)
     with pytest.raises(ValueError, match=r"stream\.schedule: missing"):
-        rep.stream_truth({"stream": {}})
+        rep.config_stream_truth({"stream": {}})
+
+
+def test_stream_truth_from_the_record() -> None:
+    stream = recorded_stream(blur=8192)
+    truth = rep.stream_truth(stream)
+    assert truth.boundaries.tolist() == [32768, 65536]
+    assert truth.phase_lengths.tolist() == [32768, 32768]
+    assert truth.blur == 8192 and truth.end == 98304 and truth.n_phases == 3
+    # the run's end cuts the stream
+    truth = rep.stream_truth(stream, end=50000)
+    assert truth.boundaries.tolist() == [32768] and truth.phase_lengths.tolist() == [50000 - 32768]
+    with pytest.raises(ValueError, match="joint stream"):
+        rep.stream_truth({**stream, "boundaries": [], "joint": True})
+    with pytest.raises(ValueError, match="unreadable record block"):
+        rep.stream_truth({"blur": 0})
 
 
 def test_score_detector_lags_misses_and_false_shifts() -> None:
@@ -474,8 +450,35 @@ def test_read_events_from_tensorboard_metrics_and_counters(tmp_path: Path) -> No
         rep.read_events(write_run(tmp_path / "none", "si_plateau", 0, 0.5))
 
 
-def blur_study(root: Path) -> Path:
-    """si_plateau over stream.blur (2 seeds each) plus an oracle run; 3 phases of 32768."""
+PHASES = (("north", 32768), ("southwest", 32768), ("east", 32768))
+
+
+def recorded_stream(blur: int) -> dict:
+    """The record's stream block of :data:`PHASES`."""
+    return {
+        "tasks": [t for t, _ in PHASES],
+        "windows": [[0, 32768], [32768, 65536], [65536, 98304]],
+        "boundaries": [32768, 65536],
+        "blur": blur,
+        "joint": False,
+    }
+
+
+def blur_study(root: Path, recorded: bool = False) -> Path:
+    """si_plateau over stream.blur (2 seeds each) plus an oracle run; 3 phases of 32768.
+
+    ``recorded``: the runs' records hold the stream (as train.py writes them now), and their
+    configs' streams are wrong (one phase, no blur), so only the record gives the switches.
+    """
+
+    def config(trigger: str, blur: int, seed: int = 0) -> dict:
+        if recorded:
+            return make_config(trigger=trigger, blur=0, seed=seed, phases=[("north", 98304)])
+        return make_config(trigger=trigger, blur=blur, seed=seed, phases=PHASES)
+
+    def stream(blur: int) -> dict | None:
+        return recorded_stream(blur) if recorded else None
+
     job = 0
     events = {  # (blur, seed) -> (settled, shift)
         (0, 0): ([20480, 55296], [34816, 77824]),  # lags 2048, 12288
@@ -484,7 +487,6 @@ def blur_study(root: Path) -> Path:
         (8192, 1): ([20480, 45056], [30720, 34816, 92160]),  # -2048, 26624 (late)
     }
     for (blur, seed), (settled, shift) in events.items():
-        cfg = make_config(trigger="plateau", blur=blur, seed=seed)
         d = write_run(
             root / str(job),
             "si_plateau",
@@ -492,8 +494,9 @@ def blur_study(root: Path) -> Path:
             0.5,
             (f"stream.blur={blur}",),
             1.0,
-            config=cfg,
+            config=config("plateau", blur, seed),
             run_extra={"num_timesteps": 98304},
+            stream=stream(blur),
         )
         write_events(d, settled, shift, end=98304)
         job += 1
@@ -504,7 +507,8 @@ def blur_study(root: Path) -> Path:
         0.5,
         ("stream.blur=0",),
         1.0,
-        config=make_config(trigger="boundary", blur=0),
+        config=config("boundary", 0),
+        stream=stream(0),
     )
     write_events(oracle, [34816, 67584], [34816, 67584], end=98304)
     # a plateau run whose TensorBoard files are gone: listed, not fatal
@@ -515,13 +519,15 @@ def blur_study(root: Path) -> Path:
         0.5,
         ("stream.blur=0",),
         1.0,
-        config=make_config(trigger="plateau", blur=0),
+        config=config("plateau", 0),
+        stream=stream(0),
     )
     return root
 
 
-def test_detector_quality_per_blur(tmp_path: Path) -> None:
-    res = rep.detector_quality(rep.load_runs([blur_study(tmp_path / "s")]).runs)
+@pytest.mark.parametrize("recorded", [False, True], ids=["config", "record"])
+def test_detector_quality_per_blur(tmp_path: Path, recorded: bool) -> None:
+    res = rep.detector_quality(rep.load_runs([blur_study(tmp_path / "s", recorded)]).runs)
     assert [p.name for p, _ in res.skipped] == ["lost"]
     assert len(res.per_run) == 4 and set(res.per_run.trigger) == {"plateau"}
     t = res.table.set_index("setting")
@@ -562,7 +568,7 @@ def test_report_writes_the_detector_table(tmp_path: Path) -> None:
     assert "- not scored: `" in md and "no TensorBoard files" in md
     # the CLI chooses the triggers; none at all drops the section
     assert (
-        rep.main(
+        report_main(
             [
                 str(study),
                 "--out",
@@ -577,7 +583,7 @@ def test_report_writes_the_detector_table(tmp_path: Path) -> None:
     )
     assert len(pd.read_csv(tmp_path / "c" / "detector.csv")) == 3
     assert (
-        rep.main(
+        report_main(
             [str(study), "--out", str(tmp_path / "n"), "--n-boot", "20", "--detector-triggers", ""]
         )
         == 0

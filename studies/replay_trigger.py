@@ -4,14 +4,14 @@ The trigger is a plain object fed one value per PPO update, so its thresholds ca
 offline: read each task-free run's logged signal (``continual/signal/<name>``), run it through
 ``PlateauTrigger`` with the signal's current defaults (``PLATEAU_DEFAULTS``) and the run's own
 ``trigger_kwargs``, overridden by each variant of the grid, and score the events against
-the stream's true switches exactly as ``continual.report`` scores the real ones.
+the stream's true switches exactly as ``studies.report`` scores the real ones.
 
 A replay is exact up to the first event that differs from the run's own: after it the real
 agent would have consolidated or reset exploration at another time, and its signal would
 differ. So it ranks thresholds by what they would have detected on the same training, not by
 the learning result; confirm a change with real runs.
 
-    python benchmarks/replay_trigger.py runs/study_methods runs/holdout \\
+    python -m studies.replay_trigger runs/study_methods runs/holdout \\
         --grid rel_floor=0.15,0.2,0.25,0.35
 """
 
@@ -20,24 +20,24 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
-import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 
-from continual.callback import PLATEAU_DEFAULTS
-from continual.report import (
+from agents.record import RecordError, read_record
+from continual.sb3.signals import PLATEAU_DEFAULTS
+from continual.triggers import PlateauTrigger
+from studies.report import (
     RunEvents,
+    StreamTruth,
+    config_stream_truth,
     read_run_scalars,
     run_config,
     score_detector,
     stream_truth,
 )
-from continual.triggers import PlateauTrigger
 
 
 def task_free_runs(roots: Sequence[str]) -> list[tuple[Path, dict[str, Any]]]:
@@ -54,6 +54,18 @@ def task_free_runs(roots: Sequence[str]) -> list[tuple[Path, dict[str, Any]]]:
             if continual.get("trigger") == "plateau" and not stream.get("joint"):
                 found.append((run_dir, config))
     return found
+
+
+def run_truth(run_dir: Path, config: dict[str, Any], end: float) -> StreamTruth:
+    """The run's true switches before ``end``: from its record's stream block, or, for runs
+    recorded without it, from the stream of its config."""
+    try:
+        stream = read_record(run_dir).get("stream")
+    except RecordError:
+        stream = None
+    if isinstance(stream, dict):
+        return stream_truth(stream, end)
+    return config_stream_truth(config, end)
 
 
 def replay(signal: Mapping[int, float], settings: Mapping[str, Any]) -> RunEvents:
@@ -101,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         if not signal:
             skipped += 1
             continue
-        truth = stream_truth(config, end=max(signal) + 1)
+        truth = run_truth(run_dir, config, end=max(signal) + 1)
         own = {**PLATEAU_DEFAULTS.get(name, {}), **(continual.get("trigger_kwargs") or {})}
         for total, variant in zip(totals, variants, strict=True):
             score = score_detector(replay(signal, {**own, **variant}), truth)

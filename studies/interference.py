@@ -10,7 +10,7 @@ policy on every task's canonical context:
 
 (a) and (b) are one stream A -> B with a hard switch; (c) is ``StreamSpec.joint``.
 
-    python benchmarks/interference.py [--seeds 0 1] [--steps-a 20480] [--steps-b 40960]
+    python -m studies.interference [--seeds 0 1] [--steps-a 20480] [--steps-b 40960]
                                       [--steps-joint 61440] [--episodes 50]
 """
 
@@ -21,16 +21,13 @@ import os
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import numpy as np
 import torch
 from stable_baselines3 import PPO
 
-from continual.evaluation import evaluate_episodes
+from continual.sb3.evaluation import evaluate_episodes
 from envs import DEFAULT_TASKS, NavVecEnv, StreamSpec, make_eval_envs, make_vec_env
 
 N_ENVS, N_STEPS = 16, 128
@@ -139,7 +136,7 @@ def main(argv: list[str] | None = None) -> dict[int, dict[str, float]]:
         f"\n{total_steps} training steps in {elapsed:.0f} s "
         f"({total_steps / elapsed:,.0f} steps/s including evaluation)"
     )
-    print(f"command: python {' '.join(['benchmarks/interference.py', *sys.argv[1:]])}")
+    print(f"command: python {' '.join(['-m', 'studies.interference', *sys.argv[1:]])}")
     return results
 
 

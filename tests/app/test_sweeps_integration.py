@@ -1,7 +1,7 @@
 """Studies end to end with the real trainer: a joblib multirun and its report, bad sweep input
 and failing runs, and a tuning study that is continued and shared.
 
-Every run is tiny (2 tasks x 1024 env steps, see sweep_runner.TINY).
+Every run is tiny (2 tasks x 1024 env steps, see tiny_runs.TINY_STREAM).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from tiny_runs import TINY_STREAM, describe, run
 
-from continual import report as rep
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_runner import TINY, describe, run
+from studies import report as rep
+from studies.report.__main__ import main as report_main
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -33,7 +32,7 @@ def multirun(sweep_dir: Path, *overrides: str) -> subprocess.CompletedProcess[st
             "hydra.launcher.n_jobs=2",
             f"hydra.sweep.dir={sweep_dir}",
             *overrides,
-            *TINY,
+            *TINY_STREAM,
         ]
     )
 
@@ -56,12 +55,19 @@ def test_joblib_multirun_writes_every_run(study: Path) -> None:
         seen.add((m["run"]["method"], m["run"]["seed"]))
         assert m["run"]["num_timesteps"] == 2048
         assert m["task_names"] == ["north", "southwest"]
+        assert m["stream"] == {
+            "tasks": ["north", "southwest"],
+            "windows": [[0, 1024], [1024, 2048]],
+            "boundaries": [1024],
+            "blur": 0,
+            "joint": False,
+        }
     assert seen == {(m, s) for m in ("finetune", "si_plateau") for s in (0, 1)}
 
 
 def test_report_turns_the_multirun_into_table_and_plots(study: Path) -> None:
     out = study / "report"
-    proc = run(["-m", "continual.report", str(study), "--out", str(out)], timeout=120)
+    proc = run(["-m", "studies.report", str(study), "--out", str(out)], timeout=120)
     assert proc.returncode == 0, describe(proc)
 
     runs = {
@@ -119,7 +125,7 @@ def test_failing_run_is_named_and_finished_runs_stay(
     assert (tmp_path / "0" / "metrics.json").is_file()
     assert not (tmp_path / "1" / "metrics.json").exists()
 
-    assert rep.main([str(tmp_path), "--n-boot", "200"]) == 0
+    assert report_main([str(tmp_path), "--n-boot", "200"]) == 0
     md = (tmp_path / "report" / "report.md").read_text()
     assert "| finetune |  | 1 |" in md
     assert f"`{tmp_path / '1'}`: no metrics.json (failed or unfinished)" in md
@@ -134,10 +140,10 @@ def test_tuning_study_records_objective_and_continues(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # in this process: the trainer is imported once for both invocations
-    import tune
+    from studies import tune
 
     args = [
-        "continual=si_plateau", *TINY, "--study-name", "si", "--out", str(tmp_path),
+        "continual=si_plateau", *TINY_STREAM, "--study-name", "si", "--out", str(tmp_path),
         "--pruner", "median", "--pruner-startup-trials", "1", "--seed", "0",
     ]  # fmt: skip
     assert tune.main([*args, "--n-trials", "3"]) == 0
@@ -177,11 +183,11 @@ def test_two_processes_share_one_journal(tmp_path: Path) -> None:
     """With the real trainer (about 30 s); test_tune_unit checks the same on a fast app."""
     journal = tmp_path / "shared.journal"
     cmd = [
-        sys.executable, "tune.py", "continual=si_plateau", *TINY, "--study-name", "shared",
+        sys.executable, "tune.py", "continual=si_plateau", *TINY_STREAM, "--study-name", "shared",
         "--storage", str(journal), "--out", str(tmp_path / "trials"), "--n-trials", "2",
         "--pruner", "none",
     ]  # fmt: skip
-    from sweep_runner import REPO, env
+    from tiny_runs import REPO, env
 
     procs = [
         subprocess.Popen(cmd, cwd=REPO, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,

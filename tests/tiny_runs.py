@@ -1,5 +1,8 @@
-"""Running ``train.py -m``, ``tune.py`` and ``python -m continual.report`` as real subprocesses
-for the sweep tests."""
+"""Tiny training runs for the end-to-end tests, and running the project's commands
+(``train.py``, ``python -m studies.tune``, ``python -m studies.report``) as real subprocesses.
+
+The override sets live here only, so every end-to-end test trains the same small runs.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +12,23 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
+
+# A run of the default stream small enough for tests: 2 PPO updates of 16 x 128 per eval,
+# 4 episodes per task, and a checkpoint at every evaluation (the resume tests need one).
+TINY = [
+    "total_steps=8192",
+    "eval.eval_freq=4096",
+    "eval.n_eval_episodes=4",
+    "eval.n_envs=4",
+    "checkpoint_freq=4096",
+    "progress_bar=false",
+]
 
 # Two tasks of 1024 env steps each with a hard switch, small nets, 3 evaluations (0, 1024, 2048)
-# of 2 episodes per task: about 10 s per run, and the report still gets a curve per task and a
-# forgetting value.
-TINY = [
+# of 2 episodes per task: about 10 s per run, and a report still gets a curve per task and a
+# forgetting value. For studies of many runs (multiruns, tuning).
+TINY_STREAM = [
     "stream.schedule=[{task:north,steps:1024},{task:southwest,steps:1024}]",
     "stream.blur=0",
     "stream.drift=[]",
@@ -34,6 +48,7 @@ TINY = [
 
 
 def env() -> dict[str, str]:
+    """The subprocess environment: one thread per process, short Hydra errors."""
     return {
         **os.environ,
         "OMP_NUM_THREADS": "1",
@@ -71,3 +86,24 @@ def describe(proc: subprocess.CompletedProcess[str]) -> str:
         f"exit {proc.returncode}\n--- stdout\n{proc.stdout[-4000:]}\n"
         f"--- stderr\n{proc.stderr[-4000:]}"
     )
+
+
+def train_cmd(run_dir: Path, *overrides: str) -> list[str]:
+    return [sys.executable, "train.py", f"hydra.run.dir={run_dir}", *overrides]
+
+
+def run_train(run_dir: Path, *overrides: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    """Run train.py to completion; returns the finished process (stdout/stderr as text)."""
+    return subprocess.run(
+        train_cmd(run_dir, *overrides),
+        cwd=REPO,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_ok(proc: subprocess.CompletedProcess) -> None:
+    assert proc.returncode == 0, f"train.py failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"

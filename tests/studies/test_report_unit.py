@@ -1,4 +1,4 @@
-"""continual.report on synthetic run trees: grouping, intervals, plots, Markdown, bad input."""
+"""studies.report on synthetic run trees: grouping, intervals, plots, Markdown, bad input."""
 
 from __future__ import annotations
 
@@ -8,49 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from report_runs import PNG_MAGIC, write_run
 
-from continual import report as rep
-
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def write_run(
-    d: Path,
-    method: str,
-    seed: int,
-    avg: float,
-    forg: float | None,
-    strength: float | None = None,
-    extra_overrides: tuple[str, ...] = (),
-    matrix: list[list[float]] | None = None,
-    with_run_block: bool = True,
-) -> Path:
-    d.mkdir(parents=True, exist_ok=True)
-    overrides = [f"continual={method}", f"seed={seed}", *extra_overrides]
-    if strength is not None:
-        overrides.append(f"continual.c={strength}")
-    data: dict = {
-        "schema_version": 1,
-        "tasks": ["A", "B"],
-        "eval_steps": [1000, 2000, 3000],
-        "success_matrix": matrix or [[0.5, 0.0], [1.0, 0.2], [avg, avg]],
-        "average_performance": avg,
-        "average_forgetting": forg,
-        "forward_transfer": None,
-    }
-    if with_run_block:
-        data["run"] = {
-            "method": method,
-            "seed": seed,
-            "strength": strength,
-            "strength_name": "c" if strength is not None else None,
-            "overrides": overrides,
-        }
-    (d / "metrics.json").write_text(json.dumps(data))
-    hydra = d / ".hydra"
-    hydra.mkdir(exist_ok=True)
-    (hydra / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    return d
+from studies import report as rep
+from studies.report.__main__ import main as report_main
 
 
 @pytest.fixture
@@ -59,14 +20,15 @@ def study(tmp_path: Path) -> Path:
     root = tmp_path / "multirun"
     job = 0
     for seed, (a, f) in enumerate([(0.2, 0.8), (0.3, 0.7), (0.1, 0.9)]):
-        write_run(root / str(job), "finetune", seed, a, f, extra_overrides=("n_envs=4",))
+        write_run(root / str(job), "finetune", seed, a, ("n_envs=4",), forgetting=f)
         job += 1
     for seed, (a, f) in enumerate([(0.7, 0.1), (0.8, 0.0), (0.6, 0.2)]):
-        write_run(root / str(job), "si_plateau", seed, a, f, extra_overrides=("n_envs=4",))
+        write_run(root / str(job), "si_plateau", seed, a, ("n_envs=4",), forgetting=f)
         job += 1
     for c, base in [(0.01, 0.3), (0.1, 0.75), (1.0, 0.72), (10.0, 0.2)]:
         for seed in (0, 1):
-            write_run(root / str(job), "si", seed, base + 0.02 * seed, 0.1, c, ("n_envs=4",))
+            ovr = ("n_envs=4", f"continual.c={c}")
+            write_run(root / str(job), "si", seed, base + 0.02 * seed, ovr, c, forgetting=0.1)
             job += 1
     return root
 
@@ -105,7 +67,7 @@ def test_success_minus_forgetting() -> None:
 def test_summary_groups_by_method_and_setting(study: Path) -> None:
     loaded = rep.load_runs([study])
     assert len(loaded.runs) == 14 and not loaded.skipped and not loaded.missing
-    df = rep.summarize(
+    df = rep.summarize_groups(
         loaded.runs, ["average_performance", "average_forgetting", "success_minus_forgetting"]
     )
     ft = df[df.method == "finetune"].iloc[0]
@@ -167,8 +129,9 @@ def test_write_report_table_plots_and_markdown(study: Path, tmp_path: Path) -> N
 
 
 def test_mean_curves_align_runs_on_one_grid(tmp_path: Path) -> None:
-    a = write_run(tmp_path / "a", "m", 0, 1.0, 0.0, matrix=[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0]])
-    b = write_run(tmp_path / "b", "m", 1, 0.0, 0.0, matrix=[[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]])
+    steps = [1000, 2000, 3000]
+    a = write_run(tmp_path / "a", "m", 0, 1.0, matrix=[[0, 0], [1, 0], [1, 1]], eval_steps=steps)
+    b = write_run(tmp_path / "b", "m", 1, 0.0, matrix=[[0, 0], [0, 0], [0, 0]], eval_steps=steps)
     curves = rep.mean_curves([rep.load_run(a), rep.load_run(b)])
     steps, mean, lo, hi = curves["A"]
     assert steps.tolist() == [1000, 2000, 3000]
@@ -177,9 +140,7 @@ def test_mean_curves_align_runs_on_one_grid(tmp_path: Path) -> None:
 
 
 def test_fallback_to_hydra_overrides(tmp_path: Path) -> None:
-    d = write_run(
-        tmp_path / "0", "ewc", 4, 0.5, 0.1, extra_overrides=("stream=drift",), with_run_block=False
-    )
+    d = write_run(tmp_path / "0", "ewc", 4, 0.5, ("stream=drift",), with_run_block=False)
     run = rep.load_run(d)
     assert (run.method, run.seed, run.setting) == ("ewc", 4, "stream=drift")
 
@@ -236,7 +197,7 @@ def test_partial_and_broken_runs_are_listed_not_fatal(study: Path, tmp_path: Pat
     assert r.n_runs == 14
     skipped = {p.parent.name: why for p, why in r.skipped}
     assert set(skipped) == {"99", "101"}
-    assert "cannot read metrics" in skipped["99"]
+    assert "not valid JSON" in skipped["99"]
     assert "'tasks' has 1 names but 'success_matrix' has 2 columns" in skipped["101"]
     assert [(p.name, why) for p, why in r.missing] == [("100", "failed or unfinished")]
     md = r.markdown.read_text()
@@ -244,19 +205,19 @@ def test_partial_and_broken_runs_are_listed_not_fatal(study: Path, tmp_path: Pat
 
 
 def test_cli(study: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert rep.main([str(study), "--out", str(tmp_path / "cli"), "--n-boot", "100"]) == 0
+    assert report_main([str(study), "--out", str(tmp_path / "cli"), "--n-boot", "100"]) == 0
     out = capsys.readouterr().out
     assert "| finetune |" in out and "wrote" in out
     assert (tmp_path / "cli" / "report.md").is_file()
     # default output dir is inside the study
-    assert rep.main([str(study), "--n-boot", "50", "--metrics", "average_performance"]) == 0
+    assert report_main([str(study), "--n-boot", "50", "--metrics", "average_performance"]) == 0
     md = (study / "report" / "report.md").read_text()
     assert "| method | setting | runs | final avg success |\n" in md
 
 
 def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert rep.main([str(tmp_path / "nope")]) == 2
+    assert report_main([str(tmp_path / "nope")]) == 2
     assert "no such file or directory" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
-    assert rep.main([str(tmp_path / "empty")]) == 2
+    assert report_main([str(tmp_path / "empty")]) == 2
     assert "no readable metrics.json under" in capsys.readouterr().err

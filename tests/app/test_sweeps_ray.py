@@ -6,7 +6,6 @@ Needs the ``ray`` extra (``pip install -c constraints.txt -e '.[ray]'``); skippe
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,8 +19,7 @@ pytest.importorskip(
     reason="hydra-ray-launcher is not installed (optional extra: pip install -e '.[ray]')",
 )
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_runner import TINY, describe, run
+from tiny_runs import TINY_STREAM, describe, run
 
 
 def test_ray_launcher_runs_the_multirun(tmp_path: Path) -> None:
@@ -37,7 +35,7 @@ def test_ray_launcher_runs_the_multirun(tmp_path: Path) -> None:
             f"hydra.sweep.dir={sweep}",
             "continual=finetune,si_plateau",
             "seed=0",
-            *TINY,
+            *TINY_STREAM,
         ],
         timeout=400,
     )
@@ -52,6 +50,6 @@ def test_ray_launcher_runs_the_multirun(tmp_path: Path) -> None:
         assert m["run"]["num_timesteps"] == 2048
         assert (p.parent / "success_matrix.csv").is_file() and (p.parent / "model.zip").is_file()
 
-    proc = run(["-m", "continual.report", str(sweep)], timeout=120)
+    proc = run(["-m", "studies.report", str(sweep)], timeout=120)
     assert proc.returncode == 0, describe(proc)
     assert "| finetune |" in proc.stdout and "| si_plateau |" in proc.stdout

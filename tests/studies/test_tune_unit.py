@@ -1,7 +1,7 @@
-"""tune.py's study mechanics on a fast training stand-in (tune_toy_app): search space, storage,
+"""studies.tune's study mechanics on a fast training stand-in (tune_toy_app): search space, storage,
 continuation, concurrent workers, pruning, failures and bad input.
 
-The same flows with the real trainer are in test_sweeps_integration.py.
+The same flows with the real trainer are in tests/app/test_sweeps_integration.py.
 """
 
 from __future__ import annotations
@@ -15,8 +15,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-import tune
-from continual import report
+from studies import report, tune
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -35,7 +34,7 @@ def app() -> tune.App:
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    """``python tune.py --app tune_toy_app:run ARGS``, in this process (fast); returns
+    """``python -m studies.tune --app tune_toy_app:run ARGS``, in this process (fast); returns
     (exit code, stdout, stderr)."""
     code = tune.main(["--app", APP, *args])
     out, err = capsys.readouterr()
@@ -139,7 +138,7 @@ def test_median_pruner_stops_a_worse_trial(app: tune.App, tmp_path: Path) -> Non
     # pruned at the first evaluation, so the run stopped early
     assert [t.last_step for t in r.study.get_trials()] == [400, 100, 100]
     assert not (tmp_path / "trial_0001" / "metrics.json").exists()
-    # the report lists pruned and failed trials with the reason tune.py left
+    # the report lists pruned and failed trials with the reason the tuner left
     missing = dict(report.load_runs([tmp_path]).missing)
     assert missing[tmp_path / "trial_0001"].startswith("pruned: trial 1 pruned at step 100")
 

@@ -1,4 +1,4 @@
-"""A training stand-in with train.py's ``run`` signature, for fast tests of tune.py's study
+"""A training stand-in with train.py's ``run`` signature, for fast tests of studies.tune's study
 mechanics. Its success curve peaks at c = 1 and scales with ``quality``."""
 
 from __future__ import annotations

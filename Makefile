@@ -32,6 +32,7 @@ test: $(TEST_STAMP)
 lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
 
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/bench_env.py

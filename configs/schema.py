@@ -174,7 +174,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         "regulariser": "si_paper" if regulariser == "si" else regulariser,
         "trigger": old.get("trigger", "plateau"),
         "c": old.get("c") if regulariser is not None else None,
-        "select": old.get("params"),
+        "select": old.get("params") if regulariser is not None else None,
         "signal": old.get("signal", "negative_return"),
         "trigger_kwargs": old.get("trigger_kwargs", {}),
         "on_shift": shift,

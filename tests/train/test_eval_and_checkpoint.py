@@ -25,8 +25,7 @@ from agents.checkpoint import (
 )
 from agents.guard import NonFiniteError, NonFiniteGuard
 from configs.schema import validate
-from continual.sb3.evaluation import ContinualEvalCallback, evaluate_episodes
-from envs import make_eval_envs, make_vec_env
+from envs import make_vec_env
 
 REPO = Path(__file__).resolve().parents[2]
 TASKS = ["north", "southwest"]
@@ -57,52 +56,6 @@ def test_make_agent_separate_policy_and_value_nets() -> None:
         make_agent({"algo": "dqn"}, env)
     with pytest.raises(ValueError, match="unknown agent field"):
         make_agent({"widht": 3}, env)
-
-
-def test_evaluation_is_repeatable_and_leaves_training_rng_alone(model: PPO) -> None:
-    envs = make_eval_envs(TASKS, n_envs=3, seed=0)
-    cb = ContinualEvalCallback(envs, eval_freq=100, n_eval_episodes=5, seed=0)
-    cb.init_callback(model)
-    state = torch.get_rng_state()
-    cb.evaluate()
-    cb.evaluate()
-    assert torch.equal(state, torch.get_rng_state())
-    for name in ("success", "success_stochastic", "progress", "return"):
-        m = cb.matrix(name)
-        assert m.shape == (2, 2)
-        np.testing.assert_array_equal(m[0], m[1])  # same policy, same seeded episodes
-    r = evaluate_episodes(model, envs["north"], 5, deterministic=True, seed=1)
-    assert set(r) == {"success", "progress", "return"} and 0 <= r["success"] <= 1
-    assert 0 <= r["progress"] <= 1
-
-
-def test_eval_grid_state_roundtrip_and_metrics(model: PPO, tmp_path: Path) -> None:
-    envs = make_eval_envs(TASKS, n_envs=2, seed=0)
-    cb = ContinualEvalCallback(
-        envs,
-        eval_freq=256,
-        n_eval_episodes=2,
-        task_windows=[(0, 512), (512, 1024)],
-        stochastic=False,
-    )
-    model.learn(1024, callback=cb)
-    # start, every 256 steps on the grid (updates of 4 x 32 = 128 steps), end
-    assert cb.eval_steps == [0, 256, 512, 768, 1024]
-    assert np.all(np.isnan(cb.matrix("success_stochastic")))
-    m = cb.final_metrics
-    assert m is not None and m["task_names"] == TASKS and m["n_evals"] == 5
-    assert m["per_task"]["southwest"]["forgetting"] is None
-    cb2 = ContinualEvalCallback(envs, eval_freq=256, n_eval_episodes=2)
-    cb2.load_state_dict(cb.state_dict())
-    np.testing.assert_array_equal(cb2.matrix(), cb.matrix())
-    paths = cb.save_outputs(tmp_path)
-    assert all(p.is_file() for p in paths.values())
-    with pytest.raises(ValueError, match="tasks"):
-        ContinualEvalCallback(make_eval_envs(["south"], 1), 10, 1).load_state_dict(cb.state_dict())
-    with pytest.raises(ValueError, match="eval_freq"):
-        ContinualEvalCallback(envs, eval_freq=0, n_eval_episodes=1)
-    with pytest.raises(ValueError, match="task_windows"):
-        ContinualEvalCallback(envs, eval_freq=1, n_eval_episodes=1, task_windows=[(0, 1)])
 
 
 def test_checkpoint_roundtrip_rotation_and_corruption(model: PPO, tmp_path: Path) -> None:

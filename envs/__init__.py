@@ -8,13 +8,13 @@ Importing this package registers the gymnasium ids ``SynapticNav/...`` (see
 from envs.config import WorldConfig
 from envs.core import NavCore
 from envs.factory import make_eval_envs, make_vec_env
+from envs.gym_env import NavEnv
+from envs.gym_vector_env import NavVectorEnv
 from envs.registration import ENV_IDS, register_envs
 from envs.render import save_frames
-from envs.single import NavEnv
+from envs.sb3_vec_env import NavVecEnv
 from envs.stream import DriftSpec, StreamSpec, TaskStream
 from envs.tasks import DEFAULT_TASKS, TASKS, Landmark, TaskSpec, get_task
-from envs.vec_env import NavVecEnv
-from envs.vector import NavVectorEnv
 
 register_envs()
 

@@ -104,7 +104,7 @@ class NavCore:
         task_names: Sequence[str] | None = None,
         tasks: Mapping[str, TaskSpec] | None = None,
     ) -> NavCore:
-        """A core from the envs' user-facing arguments (see :class:`~envs.vec_env.NavVecEnv`).
+        """A core from the envs' user-facing arguments (see :class:`~envs.sb3_vec_env.NavVecEnv`).
 
         A spec or mapping becomes a :class:`TaskStream` seeded with ``seed``; the task universe
         is ``task_names`` (default: the stream's tasks), looked up in ``tasks`` before the

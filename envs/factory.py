@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envs.config import WorldConfig, coerce
-from envs.single import LONG
+from envs.gym_env import LONG
+from envs.sb3_vec_env import NavVecEnv
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec, get_task
-from envs.vec_env import NavVecEnv
 
 EVAL_SEED_OFFSET = 10_007
 """Eval env k is seeded with seed + EVAL_SEED_OFFSET * (k + 1), apart from training seeds."""

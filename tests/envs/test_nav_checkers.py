@@ -9,7 +9,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from envs.vector import NavVectorEnv
+from envs.gym_vector_env import NavVectorEnv
 
 
 @pytest.mark.parametrize("env_id", envs.ENV_IDS)

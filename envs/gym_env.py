@@ -10,9 +10,9 @@ import numpy as np
 
 from envs.config import WorldConfig
 from envs.core import NavCore
+from envs.sb3_vec_env import build_spaces
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import DEFAULT_TASKS, TaskSpec
-from envs.vec_env import build_spaces
 
 LONG = 10**12
 """Duration of the single phase of a stationary stream (effectively forever)."""

@@ -12,16 +12,16 @@ from gymnasium.vector.utils import batch_space
 
 from envs.config import WorldConfig
 from envs.core import NavCore
-from envs.single import default_stream
+from envs.gym_env import default_stream
+from envs.sb3_vec_env import build_spaces
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec
-from envs.vec_env import build_spaces
 
 
 class NavVectorEnv(VectorEnv):
     """N navigation envs as a gymnasium vector env with same-step autoreset.
 
-    Arguments as :class:`~envs.vec_env.NavVecEnv`, plus ``task`` (one task forever, exclusive
+    Arguments as :class:`~envs.sb3_vec_env.NavVecEnv`, plus ``task`` (one task forever, exclusive
     with ``stream``); without either, a uniform mixture of the default tasks.
     Observations: float32 (N, obs_dim).
 

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envs.config import WorldConfig, coerce
-from envs.gym_env import LONG
+from envs.frontend import LONG
 from envs.sb3_vec_env import NavVecEnv
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec, get_task

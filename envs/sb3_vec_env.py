@@ -7,7 +7,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -17,24 +16,12 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from envs.config import WorldConfig
 from envs.core import NavCore
+from envs.frontend import NavFrontEnd, build_spaces
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec
 
 
-def build_spaces(core: NavCore) -> tuple[spaces.Box, spaces.Space]:
-    """Single-env observation and action spaces of a core."""
-    low, high = core.observation_bounds()
-    obs_space = spaces.Box(low=low, high=high, dtype=np.float32)
-    w = core.world
-    if w.discrete_actions:
-        act_space: spaces.Space = spaces.Discrete(8)
-    else:
-        b = np.float32(w.action_bound)
-        act_space = spaces.Box(low=-b, high=b, shape=(2,), dtype=np.float32)
-    return obs_space, act_space
-
-
-class NavVecEnv(VecEnv):
+class NavVecEnv(NavFrontEnd, VecEnv):
     """N navigation envs stepped as one batch, with same-step auto-reset (SB3 conventions).
 
     Args:
@@ -81,14 +68,6 @@ class NavVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ extras
     @property
-    def stream(self) -> TaskStream:
-        return self.core.stream
-
-    @property
-    def task_names(self) -> list[str]:
-        return self.core.task_names
-
-    @property
     def drift_param_names(self) -> list[str]:
         return self.core.drift_param_names
 
@@ -121,10 +100,9 @@ class NavVecEnv(VecEnv):
         return obs
 
     def _reset_infos(self, idx: Iterable[int]) -> list[dict[str, Any]]:
-        mix = self.core.mixture()
-        dom = self.core.dominant_task()
+        stream_info = self._stream_info()
         task = self.core.task
-        return [{"task_id": int(task[i]), "dominant_task_id": dom, "mixture": mix} for i in idx]
+        return [{"task_id": int(task[i]), **stream_info} for i in idx]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -133,13 +111,12 @@ class NavVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         core = self.core
-        mix = core.mixture()
-        dom = core.dominant_task()
+        stream_info = self._stream_info()
         out = core.step(self._actions, autoreset=True)
         self._actions = None
         rows = list(out.drift)
         infos = [
-            {"task_id": tid, "dominant_task_id": dom, "mixture": mix, "drift": row}
+            {"task_id": tid, **stream_info, "drift": row}
             for tid, row in zip(out.task.tolist(), rows, strict=True)
         ]
         done = out.terminated | out.truncated
@@ -155,11 +132,7 @@ class NavVecEnv(VecEnv):
                 info["progress"] = prog[j]
                 info["terminal_observation"] = out.terminal_obs[i]
                 info["TimeLimit.truncated"] = trunc[j]
-                self.reset_infos[i] = {
-                    "task_id": new_task[j],
-                    "dominant_task_id": dom,
-                    "mixture": mix,
-                }
+                self.reset_infos[i] = {"task_id": new_task[j], **stream_info}
         return out.obs, out.reward, done, infos
 
     def close(self) -> None:

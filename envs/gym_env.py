@@ -18,15 +18,14 @@ from envs.tasks import TaskSpec
 class NavEnv(NavFrontEnd, gym.Env[np.ndarray, np.ndarray | int]):
     """One navigation agent.
 
-    Args:
-        task: run this task forever (canonical context). Exclusive with ``stream``.
-        stream: a task stream (StreamSpec, mapping, or TaskStream); stream time advances by 1
-            per step. Default (neither given): uniform mixture of ``DEFAULT_TASKS``.
-        world: physics/observation options; observation float32 of shape (obs_dim,), layout
-            in :class:`~envs.config.WorldConfig`.
-        task_names: task universe for ``task_id`` and the task one-hot (default: the stream's).
-        tasks: user-defined tasks by name.
-        render_mode: ``"rgb_array"`` or None.
+    :param task: run this task forever (canonical context). Exclusive with ``stream``.
+    :param stream: a task stream (StreamSpec, mapping, or TaskStream); stream time advances by 1 per
+        step. Default (neither given): uniform mixture of ``DEFAULT_TASKS``.
+    :param world: physics/observation options; observation float32 of shape (obs_dim,), layout in
+        :class:`~envs.config.WorldConfig`.
+    :param task_names: task universe for ``task_id`` and the task one-hot (default: the stream's).
+    :param tasks: user-defined tasks by name.
+    :param render_mode: ``"rgb_array"`` or None.
 
     ``info`` holds ``task_id``, ``dominant_task_id``, ``mixture`` and ``drift`` every step,
     plus ``is_success`` and ``progress`` at the end of an episode. ``reset(seed=s)`` reseeds

@@ -24,16 +24,15 @@ from envs.tasks import TaskSpec
 class NavVecEnv(NavFrontEnd, VecEnv):
     """N navigation envs stepped as one batch, with same-step auto-reset (SB3 conventions).
 
-    Args:
-        stream: the task stream (StreamSpec, mapping of its fields, or a TaskStream).
-        n_envs: number of envs N.
-        world: physics/observation options (see :class:`~envs.config.WorldConfig` for the
-            observation layout; observations are float32 of shape (N, obs_dim)).
-        seed: seed of the env generator and of the stream's drift processes.
-        task_names: the task universe that ``task_id`` and the optional task one-hot index
-            (default: the stream's tasks). Must contain every task of the stream.
-        tasks: user-defined tasks by name, looked up before the built-in library.
-        render_mode: ``"rgb_array"`` (default) or None.
+    :param stream: the task stream (StreamSpec, mapping of its fields, or a TaskStream).
+    :param n_envs: number of envs N.
+    :param world: physics/observation options (see :class:`~envs.config.WorldConfig` for the
+        observation layout; observations are float32 of shape (N, obs_dim)).
+    :param seed: seed of the env generator and of the stream's drift processes.
+    :param task_names: the task universe that ``task_id`` and the optional task one-hot index
+        (default: the stream's tasks). Must contain every task of the stream.
+    :param tasks: user-defined tasks by name, looked up before the built-in library.
+    :param render_mode: ``"rgb_array"`` (default) or None.
 
     Per-step ``infos[i]`` always holds ``task_id`` (index into ``task_names`` of the episode's
     task), ``dominant_task_id`` (argmax of the mixture now), ``mixture`` (task probabilities

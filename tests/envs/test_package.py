@@ -46,6 +46,17 @@ def test_import_does_not_load_stable_baselines3_but_registers_the_ids() -> None:
     )
 
 
+def test_import_loads_neither_continual_nor_agents() -> None:
+    _run(
+        """
+        import sys
+        import envs
+        bad = [m for m in sys.modules if m.split(".")[0] in ("continual", "agents")]
+        assert not bad, bad
+        """
+    )
+
+
 def test_sb3_names_load_on_first_use() -> None:
     _run(
         """

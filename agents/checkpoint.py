@@ -106,9 +106,12 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load the newest readable checkpoint of ``run_dir`` (falling back to the previous one).
 
-    Raises:
-        CheckpointError: the directory does not exist, or holds no readable checkpoint; the
-            message names the files and what is wrong with them.
+    :param run_dir: the run directory holding ``checkpoint.pt`` / ``checkpoint.prev.pt``.
+    :param warn: called with a message when ``checkpoint.pt`` is unreadable and the previous
+        checkpoint is used instead.
+    :return: the checkpoint's payload (see :func:`save_checkpoint`).
+    :raises CheckpointError: the directory does not exist, or holds no readable checkpoint; the
+        message names the files and what is wrong with them.
     """
     run_dir = Path(run_dir)
     if not run_dir.is_dir():

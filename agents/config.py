@@ -12,26 +12,25 @@ ACTIVATIONS = ("tanh", "relu", "elu")
 class AgentConfig:
     """PPO / RecurrentPPO hyperparameters.
 
-    Defaults follow what learned a navigation task in 8-16k env steps in the prototype
-    (16 envs x 128 steps, lr 3e-4), with separate 256-wide policy and value nets: at width 64
-    SI retained an old task in 2 of 26 runs, at 256 in 4 of 4.
+    The defaults learn a navigation task quickly with 16 envs and leave the actor wide enough
+    for a regulariser to protect old tasks; separate policy and value nets let it protect the
+    actor alone. Why each value: ``docs/study/defaults.md#agent``.
     """
 
     algo: str = "ppo"  # "ppo" (MlpPolicy) or "recurrent_ppo" (sb3-contrib MlpLstmPolicy)
-    # 3e-4: the lr of the study (README, "Learning study"). At 1e-3 on the 5-task stream
-    # (5 seeds) task-free SI did worse: si_adaptive 0.55 against 0.63, si_plateau 0.42 against
-    # 0.52; on the 3-task sweep only fixed c = 1 did better at 1e-3 (0.74 against 0.51).
+    # The lr the methods were compared at; task-free SI does worse at a larger one
+    # (docs/study/lr.md).
     learning_rate: float = 3e-4
     n_steps: int = 128  # per env; x 16 envs = 2048 samples per update
-    # 256 keeps 80 gradient steps per update (2048 / 256 x 10 epochs); batch 64 halved the
-    # wall-clock speed on 2 cores for no gain in steps-to-learn.
+    # 2048 / 256 x 10 epochs = 80 gradient steps per update; smaller batches cost wall-clock
+    # time without learning faster (docs/study/defaults.md#agent).
     batch_size: int = 256
     n_epochs: int = 10
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.2
-    # A little entropy bonus slows the log_std collapse that left PPO unable to find the next
-    # task's goal after a switch.
+    # A little entropy bonus slows the log_std collapse that leaves PPO unable to find the next
+    # task's goal after a switch (docs/study/defaults.md#agent).
     ent_coef: float = 0.001
     vf_coef: float = 0.5
     max_grad_norm: float = 0.5
@@ -47,10 +46,9 @@ class AgentConfig:
     shared_lstm: bool = False
     enable_critic_lstm: bool = True
     device: str = "cpu"
-    # Torch intra-op threads. Measured on this 2-core machine (PPO, 16 envs x 128 steps,
-    # [256, 256] pi/vf nets): 1 thread 2150-2380 env steps/s; 2 threads 1170-2340 steps/s, and
-    # 220 steps/s whenever anything else runs on the other core (threads spin-wait for a busy
-    # core). One thread is never slower and leaves a core for the envs and parallel runs.
+    # Torch intra-op threads. The nets are small: more threads spin-wait for busy cores and
+    # are never faster, and one leaves the other cores to the envs and parallel runs
+    # (docs/benchmarks.md#torch-threads-in-training).
     torch_threads: int = 1
     verbose: int = 0
 

@@ -62,6 +62,13 @@ def make_agent(
 
     Policy and value function get separate MLPs (``pi_layers``, ``vf_layers``), so a
     regulariser can protect the actor without constraining the critic.
+
+    :param cfg: the agent config (AgentConfig, plain mapping or Hydra ``DictConfig``).
+    :param env: the training VecEnv.
+    :param seed: seed of the agent's random generators (None: random).
+    :param tensorboard_log: TensorBoard log directory (None: no TensorBoard logging).
+    :return: the untrained agent.
+    :raises ValueError: an unknown field or an out-of-range value in ``cfg``, naming it.
     """
     c = as_agent_config(cfg)
     set_torch_threads(c.torch_threads)
@@ -108,7 +115,11 @@ def load_agent(
 ) -> OnPolicyAlgorithm:
     """Load a saved agent (parameters and optimizer state) onto ``env`` to continue training.
 
-    ``model_zip``: the bytes of an SB3 ``.zip`` or a path to one.
+    :param cfg: the agent config the model was built with (sets the class and device).
+    :param model_zip: the bytes of an SB3 ``.zip`` or a path to one.
+    :param env: the VecEnv to continue on.
+    :param tensorboard_log: TensorBoard log directory (None: no TensorBoard logging).
+    :return: the loaded agent.
     """
     c = as_agent_config(cfg)
     set_torch_threads(c.torch_threads)

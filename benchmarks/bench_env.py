@@ -32,8 +32,8 @@ import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs import DEFAULT_TASKS, NavCore, NavEnv, StreamSpec, TaskStream, WorldConfig
+from envs.sb3_vec_env import NavVecEnv
 from envs.tasks import get_task
-from envs.vec_env import NavVecEnv
 
 N_ACTION_BATCHES = 64
 

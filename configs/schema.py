@@ -72,14 +72,15 @@ class ContinualConfig:
 class EvalConfig:
     """Periodic evaluation of every task in its canonical context."""
 
-    # 5 PPO updates of 16 x 128 steps: a task is learned in 8-16k steps, so curves resolve
-    # learning within a phase while evaluation stays a few percent of the wall time.
+    # Env steps between evaluations: 5 PPO updates of 16 x 128 steps, often enough to resolve
+    # learning within a phase at a small share of the wall time (docs/study/defaults.md#evaluation).
     eval_freq: int = 10_240
-    # 20 episodes resolve success in steps of 0.05, enough to see partial forgetting.
+    # Episodes per task and evaluation: success in steps of 1/20, fine enough to see partial
+    # forgetting.
     n_eval_episodes: int = 20
     n_envs: int = 20  # eval envs per task: one batch of episodes per evaluation
-    # Deterministic success is nearly binary on navigation; the sampling policy's success is
-    # the graded measure.
+    # Also evaluate the sampling policy: deterministic success is nearly binary on navigation,
+    # the sampling policy's is the graded measure (docs/study/defaults.md#evaluation).
     stochastic: bool = True
     eval_at_start: bool = True
     figure_every: int = 0  # also log TensorBoard figures every N evaluations (0: at the end)
@@ -108,7 +109,8 @@ class Config:
     seed: int = 0
     # Env steps to train; None: the stream's total length (sum of its phases).
     total_steps: int | None = None
-    # 16 envs x 128 steps was the prototype's setting that learned a task in 8-16k steps.
+    # Training envs; with agent.n_steps = 128 one update sees 2048 samples
+    # (docs/study/defaults.md#agent).
     n_envs: int = 16
     # Output directory; None: Hydra's run directory (outputs/<date>/<time>).
     run_dir: str | None = None

@@ -37,35 +37,33 @@ class WorldConfig:
     Lidar readings are proximities ``1 - d / lidar_range`` in [0, 1], 0 where nothing is hit
     within range, 1 inside a circle. Ray r points at angle ``2*pi*(r + 0.5)/R`` (world frame).
 
-    Args:
-        n_rays: lidar rays R (>= 1).
-        lidar_range: lidar range, arena units (> 0).
-        landmark_channels: number of landmark lidar channels (>= 1). Default: one per built-in
-            kind, so every task's identifying inputs are its own; 1 puts all landmarks on one
-            channel.
-        wall_lidar: include the wall/solid channel.
-        sensor_noise: std of Gaussian noise on position, velocity and on lidar readings that
-            hit something (readings of 0 stay exactly 0, keeping unused channels sparse).
-        action_noise: if not None, overrides every task's ``action_noise``.
-        discrete_actions: ``Discrete(8)`` unit forces in 8 compass directions (0 = east,
-            counter-clockwise) instead of the continuous ``Box(-action_bound, action_bound, (2,))``.
-        action_bound: half-width of the continuous action Box (>= 1). The applied force is the
-            action clipped to [-1, 1]; the excess is penalised (``saturation_penalty`` times its
-            squared norm) so Gaussian policy means stay inside the force range.
-        saturation_penalty: weight of that penalty (>= 0).
-        force_scale: acceleration per unit force, arena units/s^2 (> 0).
-        dt: integration step, seconds (> 0).
-        max_speed: speed limit, arena units/s (> 0).
-        max_episode_steps: time limit; the episode is truncated after this many steps (>= 1).
-        shaping: potential-based shaping weight: reward += shaping * (d_before - d_after), where
-            d is the distance to the goal centre (so a whole episode's shaping is O(1)).
-        success_reward: bonus for reaching the goal (the episode then terminates).
-        step_cost: cost subtracted every step (>= 0).
-        cue_steps: POMDP variant. If not None, landmark channels are zero in every observation
-            from the ``cue_steps``-th step of an episode on (the reset observation is step 0).
-        observe_task_id: append a one-hot of the episode's task index.
-        start_jitter: draw start positions from the start disc (else the disc centre).
-        render_size: side of rendered frames, pixels.
+    :param n_rays: lidar rays R (>= 1).
+    :param lidar_range: lidar range, arena units (> 0).
+    :param landmark_channels: number of landmark lidar channels (>= 1). Default: one per built-in
+        kind, so every task's identifying inputs are its own; 1 puts all landmarks on one channel.
+    :param wall_lidar: include the wall/solid channel.
+    :param sensor_noise: std of Gaussian noise on position, velocity and on lidar readings that hit
+        something (readings of 0 stay exactly 0, keeping unused channels sparse).
+    :param action_noise: if not None, overrides every task's ``action_noise``.
+    :param discrete_actions: ``Discrete(8)`` unit forces in 8 compass directions (0 = east,
+        counter-clockwise) instead of the continuous ``Box(-action_bound, action_bound, (2,))``.
+    :param action_bound: half-width of the continuous action Box (>= 1). The applied force is the
+        action clipped to [-1, 1]; the excess is penalised (``saturation_penalty`` times its squared
+        norm) so Gaussian policy means stay inside the force range.
+    :param saturation_penalty: weight of that penalty (>= 0).
+    :param force_scale: acceleration per unit force, arena units/s^2 (> 0).
+    :param dt: integration step, seconds (> 0).
+    :param max_speed: speed limit, arena units/s (> 0).
+    :param max_episode_steps: time limit; the episode is truncated after this many steps (>= 1).
+    :param shaping: potential-based shaping weight: reward += shaping * (d_before - d_after), where
+        d is the distance to the goal centre (so a whole episode's shaping is O(1)).
+    :param success_reward: bonus for reaching the goal (the episode then terminates).
+    :param step_cost: cost subtracted every step (>= 0).
+    :param cue_steps: POMDP variant. If not None, landmark channels are zero in every observation
+        from the ``cue_steps``-th step of an episode on (the reset observation is step 0).
+    :param observe_task_id: append a one-hot of the episode's task index.
+    :param start_jitter: draw start positions from the start disc (else the disc centre).
+    :param render_size: side of rendered frames, pixels.
     """
 
     n_rays: int = 16

@@ -79,14 +79,13 @@ class StepOut:
 class NavCore:
     """N point-mass navigation agents in the arena [-1, 1]^2.
 
-    Args:
-        n_envs: number of agents N (>= 1).
-        tasks: the task universe; an episode's task index indexes this list. Every task of
-            ``stream`` must be in it.
-        world: physics, reward and observation options (see :class:`WorldConfig` for the
-            observation layout).
-        stream: the task stream that reset draws tasks (``mixture(t)``) and drift from.
-        seed: seed of the env generator (start jitter, noise, task draws) and of the stream.
+    :param n_envs: number of agents N (>= 1).
+    :param tasks: the task universe; an episode's task index indexes this list. Every task of
+        ``stream`` must be in it.
+    :param world: physics, reward and observation options (see :class:`WorldConfig` for the
+        observation layout).
+    :param stream: the task stream that reset draws tasks (``mixture(t)``) and drift from.
+    :param seed: seed of the env generator (start jitter, noise, task draws) and of the stream.
 
     Dynamics per step (dt seconds): ``v += dt * (force_scale * f + wind - friction * v)``,
     ``|v| <= max_speed``, ``x += dt * v``; walls clamp x and zero the normal velocity; solid
@@ -104,7 +103,7 @@ class NavCore:
         task_names: Sequence[str] | None = None,
         tasks: Mapping[str, TaskSpec] | None = None,
     ) -> NavCore:
-        """A core from the envs' user-facing arguments (see :class:`~envs.vec_env.NavVecEnv`).
+        """A core from the envs' user-facing arguments (see :class:`~envs.sb3_vec_env.NavVecEnv`).
 
         A spec or mapping becomes a :class:`TaskStream` seeded with ``seed``; the task universe
         is ``task_names`` (default: the stream's tasks), looked up in ``tasks`` before the
@@ -401,10 +400,10 @@ class NavCore:
     def step(self, actions: np.ndarray, autoreset: bool = True) -> StepOut:
         """Advance all N envs by one step of ``dt``; stream time advances by N.
 
-        Args:
-            actions: (N, 2) float forces (continuous) or (N,) ints in [0, 8) (discrete).
-            autoreset: reset finished envs in the same step (their ``obs`` rows are then the
-                new episodes' first observations; the final ones are in ``terminal_obs``).
+        :param actions: (N, 2) float forces (continuous) or (N,) ints in [0, 8) (discrete).
+        :param autoreset: reset finished envs in the same step (their ``obs`` rows are then the new
+            episodes' first observations; the final ones are in ``terminal_obs``).
+        :return: the step's arrays, each with N rows (see :class:`StepOut`).
         """
         w = self.world
         n = self.n

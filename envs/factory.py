@@ -7,10 +7,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from envs.config import WorldConfig, coerce
-from envs.single import LONG
+from envs.frontend import LONG
+from envs.sb3_vec_env import NavVecEnv
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec, get_task
-from envs.vec_env import NavVecEnv
 
 EVAL_SEED_OFFSET = 10_007
 """Eval env k is seeded with seed + EVAL_SEED_OFFSET * (k + 1), apart from training seeds."""
@@ -40,16 +40,14 @@ def make_vec_env(
 ) -> NavVecEnv:
     """Training env: ``n_envs`` envs following ``stream``.
 
-    Args:
-        stream: StreamSpec or a plain/Hydra mapping of its fields.
-        n_envs: number of envs (>= 1).
-        seed: seed of the env and the stream (None: random).
-        world: WorldConfig or mapping of its fields.
-        tasks: extra user tasks by name (TaskSpec or mapping of its fields).
-        task_names: task universe for ``task_id`` (default: the stream's tasks).
-
-    Raises:
-        ValueError: invalid config, naming the field and its allowed range.
+    :param stream: StreamSpec or a plain/Hydra mapping of its fields.
+    :param n_envs: number of envs (>= 1).
+    :param seed: seed of the env and the stream (None: random).
+    :param world: WorldConfig or mapping of its fields.
+    :param tasks: extra user tasks by name (TaskSpec or mapping of its fields).
+    :param task_names: task universe for ``task_id`` (default: the stream's tasks).
+    :return: the VecEnv; observations float32 of shape (n_envs, obs_dim).
+    :raises ValueError: invalid config, naming the field and its allowed range.
     """
     spec = coerce(StreamSpec, stream, "StreamSpec")
     extra = _user_tasks(tasks)
@@ -76,6 +74,15 @@ def make_eval_envs(
 
     ``task_id`` and the optional task one-hot index ``task_names`` in every env, so the
     observations match a training env over the same task list.
+
+    :param task_names: the tasks to evaluate, unique, in the order of ``task_id``.
+    :param n_envs: envs per task (>= 1).
+    :param seed: base seed; env k is seeded with ``seed + EVAL_SEED_OFFSET * (k + 1)``
+        (None: random).
+    :param world: WorldConfig or mapping of its fields (as in training).
+    :param tasks: extra user tasks by name (TaskSpec or mapping of its fields).
+    :return: task name -> VecEnv; observations float32 of shape (n_envs, obs_dim).
+    :raises ValueError: empty or repeated ``task_names``, an unknown task, or an invalid config.
     """
     names = list(task_names)
     if not names:

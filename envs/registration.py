@@ -9,7 +9,7 @@
 * ``SynapticNav/Nav<Task>-v0``: one built-in task forever, e.g. ``SynapticNav/NavNorth-v0``.
 
 ``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point")`` builds a
-batched :class:`~envs.vector.NavVectorEnv`.
+batched :class:`~envs.gym_vector_env.NavVectorEnv`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def register_envs() -> None:
             continue
         gym.register(
             id=env_id,
-            entry_point="envs.single:NavEnv",
-            vector_entry_point="envs.vector:NavVectorEnv",
+            entry_point="envs.gym_env:NavEnv",
+            vector_entry_point="envs.gym_vector_env:NavVectorEnv",
             kwargs=kwargs,
         )

@@ -56,13 +56,16 @@ def draw_scene(
 ) -> np.ndarray:
     """Draw one scene, shape (size, size, 3) uint8.
 
-    Args:
-        size: image side in pixels.
-        goal, goal_radius: goal circle (drawn as a green disc with a darker rim).
-        landmarks: circles ``(x, y, radius, kind, solid)``; landmark-only ones are drawn as
-            light discs with a rim in their kind's colour, solid ones filled dark.
-        agent: agent position (red dot), if any.
-        start, start_radius: start region (light grey disc), if any.
+    :param size: image side in pixels.
+    :param goal: goal centre (x, y), arena units.
+    :param goal_radius: goal radius, arena units (the goal is drawn as a green disc with a darker
+        rim).
+    :param landmarks: circles ``(x, y, radius, kind, solid)``; landmark-only ones are drawn as light
+        discs with a rim in their kind's colour, solid ones filled dark.
+    :param agent: agent position (red dot), if any.
+    :param start: centre (x, y) of the start region (a light grey disc), if any.
+    :param start_radius: radius of the start region, arena units.
+    :return: the RGB image, uint8 of shape (size, size, 3).
     """
     x, y, px = _grid(size)
     img = np.empty((size, size, 3), dtype=np.uint8)

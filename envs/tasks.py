@@ -50,14 +50,14 @@ def _vec2(value: Any, name: str) -> Vec2:
 class Landmark:
     """A circle in the arena.
 
-    Args:
-        x, y: centre, arena units; must lie in [-1, 1].
-        radius: radius, arena units; > 0.
-        kind: integer kind >= 0. Kind ``k`` is read on landmark lidar channel
-            ``k % landmark_channels`` and drawn in the k-th palette colour.
-        solid: solid circles collide with the agent and are read on the wall/solid lidar
-            channel; landmark-only circles (the default) are seen through the landmark
-            channels and do not collide.
+    :param x: centre x, arena units; must lie in [-1, 1].
+    :param y: centre y, arena units; must lie in [-1, 1].
+    :param radius: radius, arena units; > 0.
+    :param kind: integer kind >= 0. Kind ``k`` is read on landmark lidar channel
+        ``k % landmark_channels`` and drawn in the k-th palette colour.
+    :param solid: solid circles collide with the agent and are read on the wall/solid lidar channel;
+        landmark-only circles (the default) are seen through the landmark channels and do not
+        collide.
     """
 
     x: float
@@ -93,16 +93,15 @@ class Landmark:
 class TaskSpec:
     """One navigation task in its canonical context.
 
-    Args:
-        name: unique task name.
-        goal: goal centre (x, y); the whole goal circle must lie inside the arena.
-        goal_radius: goal radius (> 0); reaching it ends the episode with success.
-        landmarks: circles of this task (see :class:`Landmark`).
-        start: centre of the start region.
-        start_radius: start positions are drawn uniformly from this disc (>= 0; 0 = fixed start).
-        friction: linear velocity damping, 1/s (>= 0); terminal speed is force_scale/friction.
-        wind: constant acceleration (x, y), arena units/s^2, added to the applied force.
-        action_noise: std of Gaussian noise added to the applied force (>= 0).
+    :param name: unique task name.
+    :param goal: goal centre (x, y); the whole goal circle must lie inside the arena.
+    :param goal_radius: goal radius (> 0); reaching it ends the episode with success.
+    :param landmarks: circles of this task (see :class:`Landmark`).
+    :param start: centre of the start region.
+    :param start_radius: start positions are drawn uniformly from this disc (>= 0; 0 = fixed start).
+    :param friction: linear velocity damping, 1/s (>= 0); terminal speed is force_scale/friction.
+    :param wind: constant acceleration (x, y), arena units/s^2, added to the applied force.
+    :param action_noise: std of Gaussian noise added to the applied force (>= 0).
     """
 
     name: str
@@ -246,8 +245,10 @@ the first five or all six the standard one."""
 def get_task(name: str, extra: Mapping[str, TaskSpec] | None = None) -> TaskSpec:
     """Look a task up by name in ``extra`` (user tasks), then in :data:`TASKS`.
 
-    Raises:
-        ValueError: unknown name; the message lists the known names.
+    :param name: the task name.
+    :param extra: user tasks by name, looked up first.
+    :return: the task.
+    :raises ValueError: unknown name; the message lists the known names.
     """
     if extra and name in extra:
         return extra[name]

@@ -7,7 +7,6 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnv,
     VecEnvIndices,
@@ -17,36 +16,23 @@ from stable_baselines3.common.vec_env.base_vec_env import (
 
 from envs.config import WorldConfig
 from envs.core import NavCore
+from envs.frontend import NavFrontEnd, build_spaces
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec
 
 
-def build_spaces(core: NavCore) -> tuple[spaces.Box, spaces.Space]:
-    """Single-env observation and action spaces of a core."""
-    low, high = core.observation_bounds()
-    obs_space = spaces.Box(low=low, high=high, dtype=np.float32)
-    w = core.world
-    if w.discrete_actions:
-        act_space: spaces.Space = spaces.Discrete(8)
-    else:
-        b = np.float32(w.action_bound)
-        act_space = spaces.Box(low=-b, high=b, shape=(2,), dtype=np.float32)
-    return obs_space, act_space
-
-
-class NavVecEnv(VecEnv):
+class NavVecEnv(NavFrontEnd, VecEnv):
     """N navigation envs stepped as one batch, with same-step auto-reset (SB3 conventions).
 
-    Args:
-        stream: the task stream (StreamSpec, mapping of its fields, or a TaskStream).
-        n_envs: number of envs N.
-        world: physics/observation options (see :class:`~envs.config.WorldConfig` for the
-            observation layout; observations are float32 of shape (N, obs_dim)).
-        seed: seed of the env generator and of the stream's drift processes.
-        task_names: the task universe that ``task_id`` and the optional task one-hot index
-            (default: the stream's tasks). Must contain every task of the stream.
-        tasks: user-defined tasks by name, looked up before the built-in library.
-        render_mode: ``"rgb_array"`` (default) or None.
+    :param stream: the task stream (StreamSpec, mapping of its fields, or a TaskStream).
+    :param n_envs: number of envs N.
+    :param world: physics/observation options (see :class:`~envs.config.WorldConfig` for the
+        observation layout; observations are float32 of shape (N, obs_dim)).
+    :param seed: seed of the env generator and of the stream's drift processes.
+    :param task_names: the task universe that ``task_id`` and the optional task one-hot index
+        (default: the stream's tasks). Must contain every task of the stream.
+    :param tasks: user-defined tasks by name, looked up before the built-in library.
+    :param render_mode: ``"rgb_array"`` (default) or None.
 
     Per-step ``infos[i]`` always holds ``task_id`` (index into ``task_names`` of the episode's
     task), ``dominant_task_id`` (argmax of the mixture now), ``mixture`` (task probabilities
@@ -81,14 +67,6 @@ class NavVecEnv(VecEnv):
 
     # ------------------------------------------------------------------ extras
     @property
-    def stream(self) -> TaskStream:
-        return self.core.stream
-
-    @property
-    def task_names(self) -> list[str]:
-        return self.core.task_names
-
-    @property
     def drift_param_names(self) -> list[str]:
         return self.core.drift_param_names
 
@@ -121,10 +99,9 @@ class NavVecEnv(VecEnv):
         return obs
 
     def _reset_infos(self, idx: Iterable[int]) -> list[dict[str, Any]]:
-        mix = self.core.mixture()
-        dom = self.core.dominant_task()
+        stream_info = self._stream_info()
         task = self.core.task
-        return [{"task_id": int(task[i]), "dominant_task_id": dom, "mixture": mix} for i in idx]
+        return [{"task_id": int(task[i]), **stream_info} for i in idx]
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -133,13 +110,12 @@ class NavVecEnv(VecEnv):
         if self._actions is None:
             raise RuntimeError("step_wait() called without step_async()")
         core = self.core
-        mix = core.mixture()
-        dom = core.dominant_task()
+        stream_info = self._stream_info()
         out = core.step(self._actions, autoreset=True)
         self._actions = None
         rows = list(out.drift)
         infos = [
-            {"task_id": tid, "dominant_task_id": dom, "mixture": mix, "drift": row}
+            {"task_id": tid, **stream_info, "drift": row}
             for tid, row in zip(out.task.tolist(), rows, strict=True)
         ]
         done = out.terminated | out.truncated
@@ -155,11 +131,7 @@ class NavVecEnv(VecEnv):
                 info["progress"] = prog[j]
                 info["terminal_observation"] = out.terminal_obs[i]
                 info["TimeLimit.truncated"] = trunc[j]
-                self.reset_infos[i] = {
-                    "task_id": new_task[j],
-                    "dominant_task_id": dom,
-                    "mixture": mix,
-                }
+                self.reset_infos[i] = {"task_id": new_task[j], **stream_info}
         return out.obs, out.reward, done, infos
 
     def close(self) -> None:

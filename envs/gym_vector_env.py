@@ -12,16 +12,15 @@ from gymnasium.vector.utils import batch_space
 
 from envs.config import WorldConfig
 from envs.core import NavCore
-from envs.single import default_stream
+from envs.frontend import NavFrontEnd, build_spaces, default_stream
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec
-from envs.vec_env import build_spaces
 
 
-class NavVectorEnv(VectorEnv):
+class NavVectorEnv(NavFrontEnd, VectorEnv):
     """N navigation envs as a gymnasium vector env with same-step autoreset.
 
-    Arguments as :class:`~envs.vec_env.NavVecEnv`, plus ``task`` (one task forever, exclusive
+    Arguments as :class:`~envs.sb3_vec_env.NavVecEnv`, plus ``task`` (one task forever, exclusive
     with ``stream``); without either, a uniform mixture of the default tasks.
     Observations: float32 (N, obs_dim).
 
@@ -62,22 +61,15 @@ class NavVectorEnv(VectorEnv):
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.world.dt)}
         self._all = np.ones(self.num_envs, dtype=bool)
 
-    @property
-    def task_names(self) -> list[str]:
-        return self.core.task_names
-
-    @property
-    def stream(self) -> TaskStream:
-        return self.core.stream
-
     def _infos(self, task: np.ndarray, drift: np.ndarray) -> dict[str, Any]:
         """Infos at the current stream time (call before the step advances it)."""
-        mix = self.core.mixture()
+        stream_info = self._stream_info()
+        mix = stream_info["mixture"]
         n = self.num_envs
         return {
             "task_id": task,
             "_task_id": self._all,
-            "dominant_task_id": np.full(n, self.core.dominant_task()),
+            "dominant_task_id": np.full(n, stream_info["dominant_task_id"]),
             "_dominant_task_id": self._all,
             "mixture": np.broadcast_to(mix, (n, len(mix))),
             "_mixture": self._all,

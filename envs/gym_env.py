@@ -10,40 +10,22 @@ import numpy as np
 
 from envs.config import WorldConfig
 from envs.core import NavCore
+from envs.frontend import NavFrontEnd, build_spaces, default_stream
 from envs.stream import StreamSpec, TaskStream
-from envs.tasks import DEFAULT_TASKS, TaskSpec
-from envs.vec_env import build_spaces
-
-LONG = 10**12
-"""Duration of the single phase of a stationary stream (effectively forever)."""
+from envs.tasks import TaskSpec
 
 
-def default_stream(
-    task: str | None = None,
-    stream: StreamSpec | Mapping[str, Any] | TaskStream | None = None,
-) -> StreamSpec | Mapping[str, Any] | TaskStream:
-    """``stream`` if given; else one task forever; else a uniform mixture of the default tasks."""
-    if task is not None and stream is not None:
-        raise ValueError("give either task or stream, not both")
-    if stream is not None:
-        return stream
-    if task is not None:
-        return StreamSpec(schedule=[(task, LONG)])
-    return StreamSpec.joint(DEFAULT_TASKS, LONG)
-
-
-class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
+class NavEnv(NavFrontEnd, gym.Env[np.ndarray, np.ndarray | int]):
     """One navigation agent.
 
-    Args:
-        task: run this task forever (canonical context). Exclusive with ``stream``.
-        stream: a task stream (StreamSpec, mapping, or TaskStream); stream time advances by 1
-            per step. Default (neither given): uniform mixture of ``DEFAULT_TASKS``.
-        world: physics/observation options; observation float32 of shape (obs_dim,), layout
-            in :class:`~envs.config.WorldConfig`.
-        task_names: task universe for ``task_id`` and the task one-hot (default: the stream's).
-        tasks: user-defined tasks by name.
-        render_mode: ``"rgb_array"`` or None.
+    :param task: run this task forever (canonical context). Exclusive with ``stream``.
+    :param stream: a task stream (StreamSpec, mapping, or TaskStream); stream time advances by 1 per
+        step. Default (neither given): uniform mixture of ``DEFAULT_TASKS``.
+    :param world: physics/observation options; observation float32 of shape (obs_dim,), layout in
+        :class:`~envs.config.WorldConfig`.
+    :param task_names: task universe for ``task_id`` and the task one-hot (default: the stream's).
+    :param tasks: user-defined tasks by name.
+    :param render_mode: ``"rgb_array"`` or None.
 
     ``info`` holds ``task_id``, ``dominant_task_id``, ``mixture`` and ``drift`` every step,
     plus ``is_success`` and ``progress`` at the end of an episode. ``reset(seed=s)`` reseeds
@@ -70,19 +52,13 @@ class NavEnv(gym.Env[np.ndarray, np.ndarray | int]):
         self.observation_space, self.action_space = build_spaces(self.core)
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.world.dt)}
 
-    @property
-    def task_names(self) -> list[str]:
-        return self.core.task_names
-
-    @property
-    def stream(self) -> TaskStream:
-        return self.core.stream
-
     def _info(self, task: int, drift: np.ndarray) -> dict[str, Any]:
+        stream_info = self._stream_info()
+        # its own array: the stream's is read-only and shared across steps
         return {
             "task_id": task,
-            "dominant_task_id": self.core.dominant_task(),
-            "mixture": self.core.mixture().copy(),
+            **stream_info,
+            "mixture": stream_info["mixture"].copy(),
             "drift": drift,
         }
 

@@ -36,7 +36,7 @@ from agents.checkpoint import (
     restore_rng,
     save_checkpoint,
 )
-from agents.guard import NaNInjection, NonFiniteError, NonFiniteGuard
+from agents.guard import NonFiniteError, NonFiniteGuard
 from agents.record import RunInfo, build_record, stream_info, strength_name, write_record
 from configs.schema import Config, register_configs, upgrade_saved_config, validate
 from continual import ContinualCallback
@@ -267,8 +267,7 @@ def run(
         evaluator,
         InfoArrayLogger("mixture", "stream/weight_", scalar_keys=("dominant_task_id",)),
     ]
-    if cfg.debug.nan_at_step is not None:
-        callbacks.append(NaNInjection(cfg.debug.nan_at_step))
+    callbacks += instantiate(cfg.callbacks, _convert_="all")
     callbacks += [guard, checkpointer]  # guard first: a bad state is never checkpointed
 
     remaining = total_steps - model.num_timesteps

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import io
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,6 +14,7 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.config import AgentConfig, validate_agent_config
+from envs.coerce import coerce
 
 _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
@@ -25,18 +25,9 @@ _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
 
 def as_agent_config(cfg: AgentConfig | Mapping[str, Any]) -> AgentConfig:
     """An :class:`AgentConfig` from itself, a plain mapping or a Hydra ``DictConfig``."""
-    if isinstance(cfg, AgentConfig):
-        out = cfg
-    elif isinstance(cfg, Mapping) or hasattr(cfg, "items"):
-        allowed = {f.name for f in dataclasses.fields(AgentConfig)}
-        data = {str(k): v for k, v in cfg.items()}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise ValueError(f"unknown agent field(s) {unknown}; allowed: {sorted(allowed)}")
-        data = {k: list(v) if k in ("pi_layers", "vf_layers") else v for k, v in data.items()}
-        out = AgentConfig(**data)
-    else:
-        raise ValueError(f"agent config must be an AgentConfig or a mapping, got {type(cfg)}")
+    out = coerce(AgentConfig, cfg, "agent")
+    # Hydra hands lists over as ListConfig; the policy builders want plain lists.
+    out.pi_layers, out.vf_layers = list(out.pi_layers), list(out.vf_layers)
     validate_agent_config(out)
     return out
 

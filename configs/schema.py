@@ -90,15 +90,6 @@ class EvalConfig:
 
 
 @dataclass
-class DebugConfig:
-    """Test hooks; never set them in real runs."""
-
-    # Overwrite one value-net weight with NaN at the first rollout end at or after this env
-    # step, to exercise the non-finite guard.
-    nan_at_step: int | None = None
-
-
-@dataclass
 class Config:
     """Top-level config of ``train.py``."""
 
@@ -120,7 +111,9 @@ class Config:
     # is rounded up to a multiple of n_envs x n_steps.
     checkpoint_freq: int = 20_480
     progress_bar: bool = True
-    debug: DebugConfig = field(default_factory=DebugConfig)
+    # Further SB3 callbacks, each a ``_target_`` node, run after the evaluation and before the
+    # non-finite guard and the checkpoints.
+    callbacks: list[Any] = field(default_factory=list)
 
 
 # Keys of the continual node written by releases before it was built by ``_target_``.
@@ -136,6 +129,7 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
 
     :raises ValueError: the run used a removed option; the message names it.
     """
+    saved = {k: v for k, v in saved.items() if k != "debug"}  # a test hook, never set in runs
     old = saved.get("continual")
     if not isinstance(old, dict) or "_target_" in old:
         return saved
@@ -214,5 +208,3 @@ def validate(cfg: Any) -> None:
     _positive_int("eval.n_envs", cfg.eval.n_envs)
     if cfg.eval.figure_every < 0:
         raise ValueError(f"eval.figure_every={cfg.eval.figure_every} must be in [0, inf)")
-    if cfg.debug.nan_at_step is not None and cfg.debug.nan_at_step < 0:
-        raise ValueError(f"debug.nan_at_step={cfg.debug.nan_at_step} must be None or >= 0")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from envs.coerce import coerce
 from envs.tasks import N_KINDS
 
-__all__ = ["WorldConfig", "coerce"]
+__all__ = ["WorldConfig"]
 
 
 def _check_range(

@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from envs.config import WorldConfig, coerce
+from envs.coerce import coerce
+from envs.config import WorldConfig
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import ARENA, TaskSpec, get_task
 

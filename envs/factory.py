@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from envs.config import WorldConfig, coerce
+from envs.coerce import coerce
+from envs.config import WorldConfig
 from envs.frontend import LONG
 from envs.sb3_vec_env import NavVecEnv
 from envs.stream import StreamSpec, TaskStream

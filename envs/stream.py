@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from envs.config import coerce
+from envs.coerce import coerce
 
 DRIFT_PARAMS: dict[str, int] = {"goal": 2, "landmarks": 2, "wind": 2, "friction": 1}
 """Driftable parameters and their dimension. goal/landmarks/wind: 2-D offsets (arena units,

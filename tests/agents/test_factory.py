@@ -84,3 +84,21 @@ def test_load_agent_restores_parameters() -> None:
         model.policy.state_dict().items(), loaded.policy.state_dict().items(), strict=True
     ):
         assert torch.equal(p, q), name
+
+
+def test_make_agent_separate_policy_and_value_nets() -> None:
+    env = make_vec_env({"schedule": [("north", 1000)]}, n_envs=2, seed=0)
+    m = make_agent({}, env, seed=0)
+    names = [n for n, _ in m.policy.named_parameters()]
+    assert any("policy_net.2" in n for n in names) and any("value_net.2" in n for n in names)
+    widths = [
+        p.shape[0]
+        for n, p in m.policy.named_parameters()
+        if "mlp_extractor" in n and n.endswith("weight")
+    ]
+    assert widths == [256, 256, 256, 256]
+    assert torch.get_num_threads() == 1
+    with pytest.raises(ValueError, match=r"agent\.algo"):
+        make_agent({"algo": "dqn"}, env)
+    with pytest.raises(ValueError, match="unknown agent field"):
+        make_agent({"widht": 3}, env)

@@ -15,6 +15,7 @@ import numpy as np
 import optuna
 import pandas as pd
 import pytest
+from nan_injection import inject_at
 from tiny_runs import TINY_STREAM, describe, run
 
 from studies import report as rep
@@ -117,10 +118,11 @@ def test_nonexistent_sweep_value_is_named_before_any_run(tmp_path: Path) -> None
 def test_failing_run_is_named_and_finished_runs_stay(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    proc = multirun(tmp_path, "continual=finetune", "debug.nan_at_step=null,600")
+    inject = inject_at(600).replace("callbacks=[", "callbacks=[],[", 1)  # sweep: none, then NaN
+    proc = multirun(tmp_path, "continual=finetune", inject)
     assert proc.returncode != 0
     out = proc.stdout + proc.stderr
-    assert "Error executing job with overrides:" in out and "'debug.nan_at_step=600'" in out
+    assert "Error executing job with overrides:" in out and "NaNInjection" in out
     assert "NonFiniteError" in out
     assert (tmp_path / "0" / "metrics.json").is_file()
     assert not (tmp_path / "1" / "metrics.json").exists()

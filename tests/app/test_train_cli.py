@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from nan_injection import inject_at
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_runs import REPO, TINY, assert_ok, run_train, train_cmd
@@ -226,7 +227,7 @@ def test_nan_stops_run_and_keeps_last_good_checkpoint(tmp_path: Path) -> None:
         "eval.n_eval_episodes=2",
         "eval.n_envs=2",
         "progress_bar=false",
-        "debug.nan_at_step=4096",
+        inject_at(4096),
     )
     assert proc.returncode != 0
     assert "non-finite values" in proc.stderr

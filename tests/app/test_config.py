@@ -3,7 +3,6 @@ factory and the config tree, on the real navigation envs and SB3 models."""
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +15,8 @@ from stable_baselines3.common.logger import configure
 
 import train  # registers the config schema and resolvers
 from agents import make_agent
-from agents.checkpoint import (
-    CHECKPOINT,
-    PREVIOUS,
-    CheckpointError,
-    load_checkpoint,
-    save_checkpoint,
-)
-from agents.guard import NonFiniteError, NonFiniteGuard
 from configs.schema import validate
+from continual import ContinualCallback
 from envs import make_vec_env
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,64 +30,6 @@ def model() -> PPO:
     m = make_agent(SMALL, env, seed=0)
     m.set_logger(configure(None, [""]))
     return m
-
-
-def test_make_agent_separate_policy_and_value_nets() -> None:
-    env = make_vec_env({"schedule": [("north", 1000)]}, n_envs=2, seed=0)
-    m = make_agent({}, env, seed=0)
-    names = [n for n, _ in m.policy.named_parameters()]
-    assert any("policy_net.2" in n for n in names) and any("value_net.2" in n for n in names)
-    widths = [
-        p.shape[0]
-        for n, p in m.policy.named_parameters()
-        if "mlp_extractor" in n and n.endswith("weight")
-    ]
-    assert widths == [256, 256, 256, 256]
-    assert torch.get_num_threads() == 1
-    with pytest.raises(ValueError, match=r"agent\.algo"):
-        make_agent({"algo": "dqn"}, env)
-    with pytest.raises(ValueError, match="unknown agent field"):
-        make_agent({"widht": 3}, env)
-
-
-def test_checkpoint_roundtrip_rotation_and_corruption(model: PPO, tmp_path: Path) -> None:
-    save_checkpoint(tmp_path, model, {"extra": 1})
-    assert (tmp_path / CHECKPOINT).is_file() and not (tmp_path / PREVIOUS).exists()
-    model.num_timesteps = 123
-    save_checkpoint(tmp_path, model, {"extra": 2})
-    assert (tmp_path / PREVIOUS).is_file()
-    assert not list(tmp_path.glob("*.tmp"))
-    p = load_checkpoint(tmp_path)
-    assert p["extra"] == 2 and p["num_timesteps"] == 123
-    (tmp_path / CHECKPOINT).write_bytes(b"\x00garbage")
-    warnings: list[str] = []
-    p = load_checkpoint(tmp_path, warn=warnings.append)
-    assert p["extra"] == 1 and "checkpoint.pt" in warnings[0]
-    (tmp_path / PREVIOUS).write_bytes(b"")
-    with pytest.raises(CheckpointError, match="no usable checkpoint"):
-        load_checkpoint(tmp_path)
-    with pytest.raises(CheckpointError, match="no such run directory"):
-        load_checkpoint(tmp_path / "missing")
-    empty = tmp_path / "empty"
-    empty.mkdir()
-    with pytest.raises(CheckpointError, match="never checkpointed"):
-        load_checkpoint(empty)
-
-
-def test_guard_names_non_finite_parameters_and_scalars(model: PPO) -> None:
-    extra = {"omega": torch.ones(3)}
-    guard = NonFiniteGuard(lambda: extra, lambda: "checkpoint at X")
-    guard.init_callback(model)
-    assert guard.find_non_finite() == []
-    model.logger.record("train/loss", math.inf)
-    extra["omega"][1] = math.nan
-    with torch.no_grad():
-        next(model.policy.parameters()).view(-1)[0] = math.nan
-    with pytest.raises(NonFiniteError) as e:
-        guard.check()
-    msg = str(e.value)
-    assert "policy parameter" in msg and "train/loss=inf" in msg and "omega" in msg
-    assert "checkpoint at X" in msg
 
 
 # Every option on disk, so that a new config file is checked as soon as it exists.
@@ -115,7 +49,7 @@ def test_every_config_option_composes_and_builds(group: str) -> None:
             assert len(windows) == len(spec.task_names) >= 3
             if group == "continual":
                 cb = train.continual_callback(cfg)
-                assert (cb.regulariser_spec is None) == (option == "finetune")
+                assert (cb.consolidation.spec is None) == (option == "finetune")
             if group == "stream":
                 env = make_vec_env(
                     spec, n_envs=2, seed=0, world=OmegaConf.to_container(cfg.stream.world)
@@ -130,7 +64,9 @@ def test_default_config_is_the_quick_si_keep_run() -> None:
     with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
         cfg = compose("config")
     assert cfg.stream.name == "quick" and cfg.continual.name == "si_keep"
-    assert cfg.continual.keep_top == 0.5 and cfg.continual.normalize == "mean"
+    options = train.continual_callback(cfg).consolidation.regulariser_kwargs
+    assert options["keep_top"] == 0.5 and options["normalize"] == "mean"
+    assert options == ContinualCallback().consolidation.regulariser_kwargs  # the library default
     assert cfg.agent.algo == "ppo" and cfg.n_envs == 16
     spec, _ = train.stream_spec(cfg)
     assert len(spec.task_names) >= 3 and spec.blur > 0 and spec.drift

@@ -55,7 +55,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             c=10.0,
             options={"normalize": "mean", "keep_top": 0.5},
             summary="task-free SI keeping the larger half of each importance estimate "
-            "(recommended; docs/study/keep_top.md)",
+            "(recommended)",
         ),
         "si_paper": Method(
             SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli (2017)"

@@ -44,15 +44,8 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 from stable_baselines3.common.callbacks import BaseCallback
 
-from continual.regularisers import (
-    L2,
-    MAS,
-    SI,
-    OnlineEWC,
-    QuadraticRegulariser,
-    check_adaptive_signal,
-    check_keep_top,
-)
+from continual.experimental import AdaptiveStrength, check_adaptive_signal
+from continual.regularisers import L2, MAS, SI, OnlineEWC, QuadraticRegulariser, check_keep_top
 from continual.triggers import Trigger, TriggerEvent, make_trigger
 
 __all__ = ["PLATEAU_DEFAULTS", "SIGNALS", "ContinualCallback", "ShiftActions"]
@@ -346,6 +339,8 @@ class ContinualCallback(BaseCallback):
         if xi is not None and not is_si:
             raise ValueError("xi: only meaningful for regulariser 'si'")
         check_adaptive_signal(adaptive_signal)  # here too: the regulariser is built later
+        if not clip_penalty:
+            raise ValueError("clip_penalty: the penalty always goes through gradient clipping")
         check_keep_top(keep_top)
         if n_estimate_samples < 1:
             raise ValueError(f"n_estimate_samples: must be >= 1, got {n_estimate_samples}")
@@ -398,6 +393,10 @@ class ContinualCallback(BaseCallback):
         if isinstance(spec, QuadraticRegulariser):
             return spec
         kwargs = {k: v for k, v in self.reg_kwargs.items() if v is not None}
+        del kwargs["clip_penalty"]
+        adaptive = {k[9:]: kwargs.pop(k) for k in list(kwargs) if k.startswith("adaptive_")}
+        if "target" in adaptive:
+            kwargs["addons"] = [AdaptiveStrength(**adaptive)]
         if isinstance(spec, str | type):
             cls = REGULARISERS[spec] if isinstance(spec, str) else spec
             if issubclass(cls, OnlineEWC | MAS):

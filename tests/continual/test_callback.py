@@ -290,19 +290,21 @@ def test_finetuning_mode_and_custom_signal(tmp_path):
     assert np.allclose(values, calls)
 
 
-@pytest.mark.parametrize("clip_penalty", [True, False])
-def test_clip_penalty_reaches_the_regulariser_and_its_step_hooks(clip_penalty):
-    """L2 needs the optimizer's step hooks only to add the penalty after SB3's clipping."""
+def test_adaptive_target_reaches_the_regulariser_as_an_add_on():
+    """L2 needs the optimizer's step hooks only for the experimental adaptive strength."""
     model = make_model("ppo", seed=2)
     cb = ContinualCallback(
-        "l2", trigger="interval", trigger_kwargs={"n_steps": 256}, clip_penalty=clip_penalty
+        "l2", trigger="interval", trigger_kwargs={"n_steps": 256}, adaptive_target=0.2
     )
     model.learn(512, callback=cb)
     reg = cb.regulariser
-    assert reg is not None and reg.n_consolidations >= 1 and reg.clip_penalty is clip_penalty
+    assert reg is not None and reg.n_consolidations >= 1
+    assert [type(a).__name__ for a in reg.addons] == ["AdaptiveStrength"]
     reg.attach()
-    assert len(reg._handles) == len(reg.params) + (0 if clip_penalty else 2)
+    assert len(reg.hooks.handles) == len(reg.params) + 2
     reg.detach()
+    with pytest.raises(ValueError, match="clip_penalty"):
+        ContinualCallback("l2", clip_penalty=False)
 
 
 def test_constructor_validation():

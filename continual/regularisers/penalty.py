@@ -34,48 +34,6 @@ STATE_FORMAT = "continual.QuadraticRegulariser/1"
 _STORAGE_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 
-class Addon:
-    """Something that rides along a regulariser and may steer its strength
-    (:mod:`continual.experimental`). Every method is a no-op here; override what you need.
-
-    An add-on's state goes into the regulariser's state dict at the top level.
-    """
-
-    #: The hooks keep the task gradient of every step and pass it to :meth:`after_step`.
-    needs_task_grad: ClassVar[bool] = False
-    #: c multiplies the penalty gradient as the device tensor ``reg.strength`` (which this
-    #: add-on moves without host syncs) instead of inside the per-parameter floats.
-    strength_on_device: ClassVar[bool] = False
-
-    def bind(self, reg: QuadraticRegulariser) -> None:
-        """The regulariser allocated its buffers (at construction and at every rebind)."""
-
-    def coefficients_changed(self, reg: QuadraticRegulariser) -> None:
-        """``reg.alpha`` was recomputed (after consolidation, load or rebind)."""
-
-    def before_consolidate(self, reg: QuadraticRegulariser, fresh: list[torch.Tensor]) -> None:
-        """At consolidation, ``fresh`` transformed, before Ω and θ* change."""
-
-    def after_step(
-        self,
-        reg: QuadraticRegulariser,
-        task_grad: list[torch.Tensor | None],
-        idx: list[int] | None,
-    ) -> None:
-        """After each optimizer step once anything is consolidated; ``task_grad[i]`` holds the
-        task gradient of parameter i for the indices ``idx`` (``None``: all)."""
-
-    def stats(self, reg: QuadraticRegulariser) -> dict[str, float]:
-        """Scalars added to :meth:`QuadraticRegulariser.stats`."""
-        return {}
-
-    def state_dict(self) -> dict[str, Any]:
-        return {}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        """``state`` is the regulariser's whole state dict."""
-
-
 class QuadraticRegulariser:
     """Penalty ``Σ_g c_g Σ Ω (θ − θ*)²`` with hook-added gradient; subclasses estimate Ω.
 
@@ -472,3 +430,46 @@ class QuadraticRegulariser:
             f"params={len(self.params)} tensors/{n} values, "
             f"consolidations={self.n_consolidations})"
         )
+
+
+class Addon:
+    """Something that rides along a regulariser and may steer its strength
+    (:mod:`continual.experimental`). Every method is a no-op here; override what you need.
+
+    An add-on's state goes into the regulariser's state dict at the top level.
+    """
+
+    #: The hooks keep the task gradient of every step and pass it to :meth:`after_step`.
+    needs_task_grad: ClassVar[bool] = False
+    #: c multiplies the penalty gradient as the device tensor ``reg.strength`` (which this
+    #: add-on moves without host syncs) instead of inside the per-parameter floats.
+    strength_on_device: ClassVar[bool] = False
+
+    def bind(self, reg: QuadraticRegulariser) -> None:
+        """The regulariser allocated its buffers (at construction and at every rebind)."""
+
+    def coefficients_changed(self, reg: QuadraticRegulariser) -> None:
+        """``reg.alpha`` was recomputed (after consolidation, load or rebind)."""
+
+    def before_consolidate(self, reg: QuadraticRegulariser, fresh: list[torch.Tensor]) -> None:
+        """At consolidation, ``fresh`` transformed, before Ω and θ* change."""
+
+    def after_step(
+        self,
+        reg: QuadraticRegulariser,
+        task_grad: list[torch.Tensor | None],
+        idx: list[int] | None,
+    ) -> None:
+        """After each optimizer step once anything is consolidated; ``task_grad[i]`` holds the
+        task gradient of parameter i for the indices ``idx`` (``None``: all)."""
+
+    def stats(self, reg: QuadraticRegulariser) -> dict[str, float]:
+        """Scalars added to :meth:`QuadraticRegulariser.stats`."""
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Top-level keys added to the regulariser's state dict."""
+        return {}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """``state`` is the regulariser's whole state dict."""

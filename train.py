@@ -40,6 +40,7 @@ from agents.guard import NonFiniteError, NonFiniteGuard
 from agents.record import RunInfo, build_record, stream_info, strength_name, write_record
 from configs.schema import Config, register_configs, upgrade_saved_config, validate
 from continual import ContinualCallback
+from continual.experimental import AdaptiveStrength
 from continual.io import atomic_write_bytes
 from continual.sb3 import ContinualEvalCallback, InfoArrayLogger
 from envs import StreamSpec, make_eval_envs, make_vec_env
@@ -71,13 +72,19 @@ def stream_spec(cfg: DictConfig) -> tuple[StreamSpec, list[tuple[int, int]]]:
 
 
 def continual_callback(cfg: DictConfig) -> ContinualCallback:
-    """``cfg.continual`` built by its ``_target_`` (its ``name`` is only recorded)."""
-    node = OmegaConf.masked_copy(cfg.continual, [k for k in cfg.continual if k != "name"])
+    """``cfg.continual`` built by its ``_target_``; ``name`` is only recorded, and
+    ``adaptive_target``/``adaptive_signal`` become the experimental adaptive-strength add-on."""
+    node = OmegaConf.to_container(cfg.continual, resolve=True)
+    assert isinstance(node, dict)
+    name, target, signal = (node.pop(k) for k in ("name", "adaptive_target", "adaptive_signal"))
     try:
+        if target is not None:
+            node["addons"] = [AdaptiveStrength(target, signal=signal)]
         return instantiate(node, seed=cfg.seed, _convert_="all")
     except InstantiationException as exc:
-        cause = exc.__cause__ or exc
-        raise ValueError(f"continual ({cfg.continual.name}): {cause}") from None
+        raise ValueError(f"continual ({name}): {exc.__cause__ or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"continual ({name}): {exc}") from None
 
 
 def reference_auc(path: str | None) -> dict[str, float] | None:
@@ -294,14 +301,14 @@ def run(
 
     metrics = evaluator.compute_metrics()
     c = cfg.continual
-    strength = strength_name(c.regulariser, OmegaConf.select(c, "adaptive_target", default=None))
+    strength = strength_name(c.regulariser, c.adaptive_target)
     run_info: RunInfo = {
         "method": c.name,
         "stream": cfg.stream.name,
         "algo": cfg.agent.algo,
         "seed": int(cfg.seed),
         # c as the method's preset and the overrides set it, not the config's null.
-        "strength": cont.strength if strength == "c" else None,
+        "strength": c.adaptive_target if strength == "adaptive_target" else cont.strength,
         "strength_name": strength,
         "overrides": overrides,
         "total_steps": total_steps,

@@ -139,10 +139,11 @@ def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
         # the step pre- and post-hooks.
         for p, g in zip(si.params, grads, strict=True):
             p.grad = g
-        si._pending[:] = everything
-        si._end_of_backward()
-        si._pre_step(opt, (), {})
-        si._post_step(opt, (), {})
+        hooks = si.hooks
+        hooks._pending[:] = everything
+        hooks._end_of_backward()
+        hooks._pre_step(opt, (), {})
+        hooks._post_step(opt, (), {})
 
     direct = per_step(hook_work, n_steps)
     n_params = sum(p.numel() for p in si.params)

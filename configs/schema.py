@@ -66,6 +66,10 @@ class ContinualConfig:
     keep_top: float | None = None
     exclude: list[str] | None = None
     storage_dtype: str | None = None
+    # Experimental (continual.experimental.AdaptiveStrength): c adapts so that the signal
+    # "gradient_ratio" or "drift" meets this target; null: fixed c.
+    adaptive_target: float | None = None
+    adaptive_signal: str = "gradient_ratio"
 
 
 @dataclass
@@ -139,11 +143,6 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
             f"{where}: saved with clip_penalty=false, an option this release removed "
             "(docs/study/clipping.md); resume it with the release that wrote it"
         )
-    if old.get("adaptive_target") is not None:
-        raise ValueError(
-            f"{where}: saved with adaptive_target, now in continual.experimental; resume it "
-            "with the release that wrote it"
-        )
     shift = old.get("on_shift")
     if isinstance(shift, dict):
         others = {k: v for k, v in shift.items() if k != "reset_log_std"}
@@ -175,6 +174,8 @@ def upgrade_saved_config(saved: dict[str, Any]) -> dict[str, Any]:
         "trigger_kwargs": old.get("trigger_kwargs", {}),
         "on_shift": shift,
         "n_estimate_samples": old.get("n_estimate_samples", 1024),
+        "adaptive_target": old.get("adaptive_target"),
+        "adaptive_signal": old.get("adaptive_signal", "gradient_ratio"),
         **{k: old.get(k) for k in _OLD_CONTINUAL_OPTIONS if regulariser is not None},
         **(old.get("regulariser_kwargs") or {}),
     }

@@ -186,6 +186,7 @@ def _assert_equal_state(a, b) -> None:
         (["continual.c=-1"], "continual (si_keep): c: must be finite and >= 0"),
         (["continual.keep_top=1.5"], "keep_top: must be None (keep all) or a fraction in (0, 1]"),
         (["continual.xi=lots"], "continual.xi"),
+        (["continual.adaptive_target=0.2", "continual.adaptive_signal=loss"], "adaptive_signal"),
         (["continual.regulariser=sii"], "unknown method 'sii'"),
         (["continual=l2", "continual.xi=0.1"], "['xi']: not options of regulariser 'l2'"),
         (["resume=/nonexistent/run"], "not a run directory"),

@@ -16,6 +16,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from continual import SI, ContinualCallback, ResetExploration, TriggerEvent
+from continual.experimental import AdaptiveStrength
 from continual.sb3.signals import SIGNALS, unexplained_variance
 
 
@@ -282,6 +283,26 @@ def test_finetuning_mode_and_custom_signal(tmp_path):
     assert cb.regulariser is None and len(calls) == 2
     values = column(read_csv(tmp_path), "continual/signal/surprise")
     assert np.allclose(values, calls)
+
+
+def test_experimental_add_ons_reach_the_regulariser():
+    """L2 needs the optimizer's step hooks only for the experimental adaptive strength."""
+    model = make_model("ppo", seed=2)
+    cb = ContinualCallback(
+        "l2",
+        trigger="interval",
+        trigger_kwargs={"n_steps": 256},
+        addons=[AdaptiveStrength(0.2)],
+    )
+    model.learn(512, callback=cb)
+    reg = cb.regulariser
+    assert reg is not None and reg.n_consolidations >= 1
+    assert [type(a).__name__ for a in reg.addons] == ["AdaptiveStrength"]
+    reg.attach()
+    assert len(reg.hooks.handles) == len(reg.params) + 2
+    reg.detach()
+    with pytest.raises(ValueError, match="clip_penalty"):
+        ContinualCallback("l2", clip_penalty=False)
 
 
 def test_constructor_validation():

@@ -10,8 +10,6 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from stable_baselines3 import PPO
-from stable_baselines3.common.logger import configure
 
 import train  # registers the config schema and resolvers
 from agents import make_agent
@@ -20,16 +18,7 @@ from continual import ContinualCallback
 from envs import make_vec_env
 
 REPO = Path(__file__).resolve().parents[2]
-TASKS = ["north", "southwest"]
 SMALL = {"n_steps": 32, "batch_size": 64, "n_epochs": 1, "pi_layers": [32], "vf_layers": [32]}
-
-
-@pytest.fixture
-def model() -> PPO:
-    env = make_vec_env({"schedule": [(t, 2048) for t in TASKS]}, n_envs=4, seed=0)
-    m = make_agent(SMALL, env, seed=0)
-    m.set_logger(configure(None, [""]))
-    return m
 
 
 # Every option on disk, so that a new config file is checked as soon as it exists.

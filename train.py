@@ -87,10 +87,11 @@ def continual_callback(cfg: DictConfig) -> ContinualCallback:
         raise ValueError(f"continual ({name}): {exc}") from None
 
 
-def reference_auc(path: str | None) -> dict[str, float] | None:
-    """Task -> own-window AUC from a single-task run's metrics.json, or a plain mapping file."""
+def reference(path: str | None) -> tuple[dict[str, float] | None, dict[str, float] | None]:
+    """A single-task reference: (task -> own-window AUC, task -> env steps to the relearn
+    threshold), from a run's metrics.json or a plain task -> AUC mapping file (no steps)."""
     if path is None:
-        return None
+        return None, None
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.json"
@@ -98,9 +99,12 @@ def reference_auc(path: str | None) -> dict[str, float] | None:
         data = json.loads(p.read_text())
     except (OSError, ValueError) as exc:
         raise ValueError(f"eval.reference={path}: cannot read a JSON file ({exc})") from exc
-    if "per_task" in data:
-        return {k: float(v["auc_own_window"]) for k, v in data["per_task"].items()}
-    return {str(k): float(v) for k, v in data.items()}
+    if "per_task" not in data:
+        return {str(k): float(v) for k, v in data.items()}, None
+    auc = {k: float(v["auc_own_window"]) for k, v in data["per_task"].items()}
+    steps = data.get("relearn", {}).get("steps_to_threshold", {})
+    scratch = {k: float(v) for k, v in steps.items() if v is not None}
+    return auc, scratch or None
 
 
 def flat_hparams(cfg: DictConfig) -> dict[str, Any]:
@@ -214,6 +218,7 @@ def run(
     tb_dir = run_dir / "tb"
 
     cont = continual_callback(cfg)
+    reference_auc, scratch_steps = reference(cfg.eval.reference)
     evaluator = ContinualEvalCallback(
         eval_envs,
         eval_freq=cfg.eval.eval_freq,
@@ -224,7 +229,8 @@ def run(
         seed=cfg.seed,
         figure_every=cfg.eval.figure_every,
         hparams=flat_hparams(cfg),
-        reference_auc=reference_auc(cfg.eval.reference),
+        reference_auc=reference_auc,
+        scratch_steps=scratch_steps,
         on_eval=on_eval,
     )
     if payload is None:

@@ -27,6 +27,7 @@ __all__ = [
     "STRENGTH_NAMES",
     "Record",
     "RecordError",
+    "RelearnInfo",
     "RunInfo",
     "StreamInfo",
     "TaskMetrics",
@@ -78,6 +79,23 @@ class TaskMetrics(TypedDict):
     forward_transfer: float | None
 
 
+class RelearnInfo(TypedDict):
+    """The ``relearn`` block: plasticity as a cost (:func:`continual.metrics.relearn`)."""
+
+    threshold: float
+    """Success rate that counts as learned."""
+    scratch: str
+    """``"reference"`` (single-task runs) or the name of the task trained first."""
+    steps_to_threshold: dict[str, float | None]
+    """Env steps from the start of each task's own window to the threshold."""
+    cost: dict[str, float | None]
+    """``steps_to_threshold`` divided by the steps from scratch."""
+    cost_by_position: list[float | None]
+    unlearned: list[str]
+    median_cost: float | None
+    """Over the tasks after the first, an unlearned task counting as infinitely costly."""
+
+
 class StreamInfo(TypedDict):
     """The stream's ground truth: the ``stream`` block (env steps throughout)."""
 
@@ -118,6 +136,9 @@ class Record(_RecordRequired, total=False):
     n_evals: int
     eval_steps: list[int]
     task_names: list[str]
+    median_relearn_cost: float | None
+    """``relearn.median_cost``; absent in records written before it was measured."""
+    relearn: RelearnInfo
     stream: StreamInfo
     """Absent in records written before the stream truth was recorded."""
 

@@ -17,6 +17,10 @@ Definitions (Wolczyk et al. 2021, "Continual World"):
 - AUC of task k over an interval: time-normalised area under its success curve, in [0, 1].
 - forward transfer of task k: ``(AUC_k - AUC_ref_k) / (1 - AUC_ref_k)``, both AUCs over k's
   own window, the reference from a single-task run trained from scratch on k alone.
+
+Plasticity as a cost (:func:`relearn`): the env steps task k needs, from the start of its own
+window, to first reach a success threshold, divided by the steps it needs from scratch. A cost
+of 1 means a task is learned in sequence as fast as from scratch.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ __all__ = [
     "forgetting",
     "forward_transfer",
     "plasticity",
+    "relearn",
+    "steps_to_threshold",
     "summarize",
     "window_end_index",
 ]
@@ -216,4 +222,73 @@ def summarize(
         "average_auc": float(auc_all.mean()),
         "forward_transfer": float(ft_ok.mean()) if ft_ok.size else None,
         "per_task": per_task,
+    }
+
+
+def steps_to_threshold(
+    S: np.ndarray, eval_steps: np.ndarray, windows: Any, threshold: float = 0.8
+) -> np.ndarray:
+    """Env steps from the start of each task's own window to the first evaluation in that
+    window (its end included) where its success reaches ``threshold``; NaN if none does.
+
+    The resolution is the evaluation interval. Shapes: ``S`` (n_evals, n_tasks),
+    ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2). Returns (n_tasks,).
+    """
+    S, eval_steps = _check(S, eval_steps)
+    w = _windows(windows, S.shape[1])
+    out = np.full(S.shape[1], np.nan)
+    for k in range(S.shape[1]):
+        inside = (eval_steps >= w[k, 0]) & (eval_steps <= w[k, 1]) & (S[:, k] >= threshold)
+        if np.any(inside):
+            out[k] = eval_steps[np.argmax(inside)] - w[k, 0]
+    return out
+
+
+def relearn(
+    S: np.ndarray,
+    eval_steps: np.ndarray,
+    windows: Any,
+    task_names: Sequence[str],
+    threshold: float = 0.8,
+    scratch_steps: Mapping[str, float] | None = None,
+) -> dict[str, Any]:
+    """The relearn cost of each task: :func:`steps_to_threshold` divided by the steps from
+    scratch, as a JSON-ready dict.
+
+    The steps from scratch come from ``scratch_steps`` (task name -> steps, e.g. the
+    ``steps_to_threshold`` of single-task runs); without it, from the task trained first in
+    this run (the earliest window), which starts from scratch, for every task. A task that
+    never reaches the threshold in its window has no cost and is listed in ``unlearned``; the
+    median over the tasks after the first counts it as infinitely costly (``None`` when the
+    median falls on one).
+
+    Keys: ``threshold``, ``scratch`` (``"reference"`` or the first task's name),
+    ``steps_to_threshold`` and ``cost`` (per task name), ``cost_by_position`` (tasks in the
+    order of their windows), ``unlearned`` and ``median_cost``.
+    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold}")
+    names = list(task_names)
+    w = _windows(windows, len(names))
+    steps = steps_to_threshold(S, eval_steps, w, threshold)
+    order = sorted(range(len(names)), key=lambda k: (w[k, 0], k))
+    if scratch_steps is not None:
+        scratch = np.array([float(scratch_steps.get(n, np.nan)) for n in names])
+        source = "reference"
+    else:
+        scratch = np.full(len(names), steps[order[0]])
+        source = names[order[0]]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cost = np.where(scratch > 0, steps / scratch, np.nan)
+    later = [cost[k] if not np.isnan(steps[k]) else np.inf for k in order[1:]]
+    median = float(np.median(later)) if later else np.nan
+    return {
+        "threshold": float(threshold),
+        "scratch": source,
+        "steps_to_threshold": {n: _nan_to_none(float(steps[k])) for k, n in enumerate(names)},
+        "cost": {n: _nan_to_none(float(cost[k])) for k, n in enumerate(names)},
+        "cost_by_position": [_nan_to_none(float(cost[k])) for k in order],
+        "unlearned": [names[k] for k in order if np.isnan(steps[k])],
+        "median_cost": None if not np.isfinite(median) else median,
     }

@@ -21,7 +21,7 @@ from stable_baselines3.common.logger import Figure, HParam
 from stable_baselines3.common.vec_env import VecEnv
 
 from continual.io import atomic_write
-from continual.metrics import average_forgetting, summarize
+from continual.metrics import average_forgetting, relearn, summarize
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure as MplFigure
@@ -141,6 +141,10 @@ class ContinualEvalCallback(BaseCallback):
     :param figure_every: also log figures every this many evaluations (0: only at the end).
     :param hparams: flat mapping of hyperparameters for TensorBoard's hparams tab.
     :param reference_auc: task name -> single-task reference AUC, for forward transfer.
+    :param scratch_steps: task name -> env steps a single-task run needed to reach
+        ``relearn_threshold``, the denominator of the relearn cost; ``None``: the steps of the
+        task trained first (:func:`continual.metrics.relearn`).
+    :param relearn_threshold: the success rate in (0, 1] that counts as learned.
     :param on_eval: called after every evaluation with ``(env steps, scalars)``, the scalars
         being the ``eval/*`` values just logged (e.g. for pruning a tuning trial; an exception
         it raises stops training).
@@ -159,6 +163,8 @@ class ContinualEvalCallback(BaseCallback):
         figure_every: int = 0,
         hparams: Mapping[str, Any] | None = None,
         reference_auc: Mapping[str, float] | None = None,
+        scratch_steps: Mapping[str, float] | None = None,
+        relearn_threshold: float = 0.8,
         on_eval: Callable[[int, dict[str, float]], None] | None = None,
         verbose: int = 0,
     ) -> None:
@@ -189,6 +195,10 @@ class ContinualEvalCallback(BaseCallback):
         self.figure_every = int(figure_every)
         self.hparams = dict(hparams) if hparams is not None else None
         self.reference_auc = dict(reference_auc) if reference_auc is not None else None
+        if not 0.0 < relearn_threshold <= 1.0:
+            raise ValueError(f"relearn_threshold={relearn_threshold} must be in (0, 1]")
+        self.scratch_steps = dict(scratch_steps) if scratch_steps is not None else None
+        self.relearn_threshold = float(relearn_threshold)
         self.on_eval = on_eval
         self.eval_steps: list[int] = []
         self._rows: dict[str, list[list[float]]] = {m: [] for m in MATRICES}
@@ -229,6 +239,16 @@ class ContinualEvalCallback(BaseCallback):
         out["n_evals"] = len(self.eval_steps)
         out["eval_steps"] = list(self.eval_steps)
         out["task_names"] = list(self.task_names)
+        cost = relearn(
+            self.matrix("success"),
+            steps,
+            self.windows(),
+            self.task_names,
+            self.relearn_threshold,
+            self.scratch_steps,
+        )
+        out["median_relearn_cost"] = cost["median_cost"]
+        out["relearn"] = cost
         return out
 
     # ------------------------------------------------------------------ state

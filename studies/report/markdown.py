@@ -139,7 +139,7 @@ def write_report(
     :param roots: directories (or metrics.json files) to read.
     :param out_dir: where to write; default ``<roots[0]>/report``.
     :param metrics: metric keys for the table; default final average success, forgetting and
-        plasticity (when the runs have them), plus ``forward_transfer`` when any run has it.
+        plasticity, plus the median relearn cost and ``forward_transfer`` when any run has them.
     :param confidence: mass of the bootstrap intervals.
     :param n_boot: bootstrap resamples.
     :param tol: absolute near-best rule: strengths whose mean is within ``tol`` (units of the
@@ -170,7 +170,7 @@ def write_report(
     if metrics is None:
         metrics = [
             m
-            for m in [*DEFAULT_METRICS, "forward_transfer"]
+            for m in [*DEFAULT_METRICS, "median_relearn_cost", "forward_transfer"]
             if m == "average_performance"
             or any(not math.isnan(r.metrics.get(m, math.nan)) for r in runs)
         ]

@@ -33,6 +33,7 @@ METRIC_NAMES: dict[str, str] = {
     "forward_transfer": "forward transfer",
     "success_minus_forgetting": "success - forgetting",
     "average_auc": "AUC",
+    "median_relearn_cost": "relearn cost (median)",
 }
 
 

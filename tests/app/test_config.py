@@ -105,16 +105,18 @@ def test_every_continual_config_trains(method: str) -> None:
     assert all(torch.isfinite(p).all() for p in m.policy.parameters())
 
 
-def test_reference_auc_for_forward_transfer(tmp_path: Path) -> None:
+def test_reference_for_forward_transfer_and_relearn_cost(tmp_path: Path) -> None:
     ref = tmp_path / "ref"
     ref.mkdir()
     (ref / "metrics.json").write_text(
-        '{"per_task": {"north": {"auc_own_window": 0.4}, "southwest": {"auc_own_window": 0.2}}}'
+        '{"per_task": {"north": {"auc_own_window": 0.4}, "southwest": {"auc_own_window": 0.2}},'
+        ' "relearn": {"steps_to_threshold": {"north": 8192, "southwest": null}}}'
     )
-    assert train.reference_auc(str(ref)) == {"north": 0.4, "southwest": 0.2}
+    auc, scratch = train.reference(str(ref))
+    assert auc == {"north": 0.4, "southwest": 0.2} and scratch == {"north": 8192.0}
     plain = tmp_path / "auc.json"
     plain.write_text('{"north": 0.5}')
-    assert train.reference_auc(str(plain)) == {"north": 0.5}
-    assert train.reference_auc(None) is None
+    assert train.reference(str(plain)) == ({"north": 0.5}, None)
+    assert train.reference(None) == (None, None)
     with pytest.raises(ValueError, match=r"eval\.reference="):
-        train.reference_auc(str(tmp_path / "missing.json"))
+        train.reference(str(tmp_path / "missing.json"))

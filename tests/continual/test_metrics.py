@@ -15,6 +15,8 @@ from continual.metrics import (
     forgetting,
     forward_transfer,
     plasticity,
+    relearn,
+    steps_to_threshold,
     summarize,
     window_end_index,
 )
@@ -122,3 +124,54 @@ def test_bad_shapes_raise(s: np.ndarray, steps: np.ndarray, match: str) -> None:
 def test_bad_windows_raise() -> None:
     with pytest.raises(ValueError, match="windows must have shape"):
         forgetting(S, STEPS, [(0, 1)])
+
+
+def test_steps_to_threshold_counts_from_the_window_start_within_the_window() -> None:
+    steps = np.array([0, 10, 20, 30, 40, 50, 60])
+    S = np.array(
+        [
+            [0.0, 0.0, 0.0],
+            [0.5, 0.0, 0.0],
+            [0.9, 0.0, 0.0],  # task a learned 20 steps into [0, 20)
+            [0.9, 0.5, 0.0],
+            [0.0, 1.0, 0.0],  # task b learned 20 steps into [20, 40)
+            [0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.9],  # task c: only after its window [40, 50) ended
+        ]
+    )
+    windows = [(0, 20), (20, 40), (40, 50)]
+    got = steps_to_threshold(S, steps, windows, threshold=0.8)
+    np.testing.assert_array_equal(got[:2], [20.0, 20.0])
+    assert np.isnan(got[2])
+
+
+def test_relearn_cost_against_the_first_task_and_against_a_reference() -> None:
+    steps = np.arange(0, 130, 10)
+    S = np.zeros((len(steps), 3))
+    S[1:, 0] = 1.0  # a: 10 steps from scratch, in [0, 40)
+    S[8:, 1] = 1.0  # b: 40 steps into [40, 80): cost 4
+    S[10:, 2] = 1.0  # c: 20 steps into [80, 120): cost 2
+    windows = [(0, 40), (40, 80), (80, 120)]
+    r = relearn(S, steps, windows, ["a", "b", "c"])
+    assert r["scratch"] == "a" and r["steps_to_threshold"] == {"a": 10.0, "b": 40.0, "c": 20.0}
+    assert r["cost"] == {"a": 1.0, "b": 4.0, "c": 2.0}
+    assert r["cost_by_position"] == [1.0, 4.0, 2.0]
+    assert r["median_cost"] == 3.0 and r["unlearned"] == []
+    ref = relearn(S, steps, windows, ["a", "b", "c"], scratch_steps={"a": 5, "b": 20, "c": 40})
+    assert ref["scratch"] == "reference"
+    assert ref["cost"] == {"a": 2.0, "b": 2.0, "c": 0.5} and ref["median_cost"] == 1.25
+
+
+def test_an_unlearned_task_counts_as_infinitely_costly_in_the_median() -> None:
+    steps = np.arange(0, 130, 10)
+    S = np.zeros((len(steps), 3))
+    S[1:, 0] = 1.0
+    S[6:, 1] = 1.0  # b: 20 steps into its window: cost 2
+    windows = [(0, 40), (40, 80), (80, 120)]  # c is never learned
+    r = relearn(S, steps, windows, ["a", "b", "c"])
+    assert r["unlearned"] == ["c"] and r["cost"]["c"] is None
+    assert r["median_cost"] is None  # the median of [2, inf] is inf
+    S[12, 2] = 1.0  # c learned at the last evaluation, 40 steps in
+    assert relearn(S, steps, windows, ["a", "b", "c"])["median_cost"] == 3.0
+    with pytest.raises(ValueError, match="threshold"):
+        relearn(S, steps, windows, ["a", "b", "c"], threshold=0.0)

@@ -106,6 +106,9 @@ def test_matrices_and_metrics_of_known_rows(toy_model) -> None:
     assert m["average_performance"] == 0.5 and m["average_forgetting"] == 1.0
     assert m["eval_steps"] == [0, 10, 20] and m["n_evals"] == 3
     assert m["final_return"] == 0.5
+    # a reaches 0.8 10 steps into its window (from scratch), b 10 steps into its own: cost 1
+    assert m["relearn"]["steps_to_threshold"] == {"a": 10.0, "b": 10.0}
+    assert m["relearn"]["cost"] == {"a": 1.0, "b": 1.0} and m["median_relearn_cost"] == 1.0
 
 
 def test_outputs_are_written_completely(tmp_path: Path) -> None:

@@ -87,6 +87,38 @@ def test_huge_strength_keeps_parameters_at_the_anchor():
     assert held < 0.2 * free
 
 
+def test_huge_strength_holds_the_policy_and_the_value_network_when_both_are_selected():
+    """With importance on both networks (each group its own weight), a huge c keeps each of
+    them near its anchor, measured as the norm of the move after a consolidation."""
+
+    def moves(c: float) -> dict[str, float]:
+        model = make_model("ppo", seed=1)
+        cb = ContinualCallback(
+            "si", trigger="interval", trigger_kwargs={"n_steps": 256}, c=c,
+            select={"actor": 1.0, "critic": 1.0},
+        )  # fmt: skip
+        model.learn(256, callback=cb)  # one update integrates ω, the next rollout consolidates
+        anchor = {n: t.clone() for n, t in cb.regulariser.anchor.items()}
+        cb.detector.trigger = ContinualCallback(None, trigger="never").trigger
+        model.learn(640, callback=cb, reset_num_timesteps=False)
+        params = dict(model.policy.named_parameters())
+        reg = cb.regulariser
+        groups = {
+            reg.names[i]: g
+            for g, members in zip(reg.group_names, reg.group_members, strict=True)
+            for i in members
+        }
+        out = {"actor": 0.0, "critic": 0.0}
+        for name, a in anchor.items():
+            out[groups[name]] += float(((params[name].detach() - a) ** 2).sum())
+        return {g: v**0.5 for g, v in out.items()}
+
+    free, held = moves(0.0), moves(1e6)
+    for group in ("actor", "critic"):
+        assert free[group] > 1e-3, group
+        assert held[group] < 0.5 * free[group], (group, held, free)
+
+
 def test_before_first_consolidation_training_is_unchanged():
     """The hooks only observe until there is something to protect: bit-identical training."""
     plain = make_model("ppo", seed=3)

@@ -54,16 +54,15 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             SI,
             c=10.0,
             options={"normalize": "mean", "keep_top": 0.5},
-            summary="task-free SI keeping the larger half of each importance estimate "
-            "(recommended)",
+            summary="SI keeping the larger half of each importance estimate, recommended",
         ),
         "si_paper": Method(
-            SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli (2017)"
+            SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli 2017"
         ),
-        "l2": Method(L2, c=0.01, summary="L2 to the anchor (importance 1 everywhere)"),
-        "ewc": Method(OnlineEWC, c=1.0, summary="online EWC (diagonal Fisher, decayed)"),
-        "mas": Method(MAS, c=1.0, summary="Memory Aware Synapses (output sensitivity)"),
-        "finetune": Method(None, c=0.0, summary="no regulariser: the lower bound"),
+        "l2": Method(L2, c=0.01, summary="L2 to the anchor, importance 1 everywhere"),
+        "ewc": Method(OnlineEWC, c=1.0, summary="online EWC, a decayed diagonal Fisher"),
+        "mas": Method(MAS, c=1.0, summary="Memory Aware Synapses, output sensitivity"),
+        "finetune": Method(None, c=0.0, summary="no regulariser, the lower bound"),
     }
 )
 """Method name -> :class:`Method`. Aliases: ``si_keep`` = ``si``, ``online_ewc`` = ``ewc``."""
@@ -78,6 +77,9 @@ def get_method(name: str | None) -> Method:
     """
     key = "finetune" if name is None else _ALIASES.get(name.lower(), name.lower())
     if key not in METHODS:
-        known = sorted([*METHODS, *_ALIASES])
-        raise ValueError(f"regulariser: unknown method {name!r}; choose one of {known}")
+        listing = "; ".join(f"{n} = {m.summary}" for n, m in METHODS.items())
+        raise ValueError(
+            f"regulariser: unknown method {name!r}; choose one of: {listing}; "
+            f"aliases: {sorted(_ALIASES)}"
+        )
     return METHODS[key]

@@ -146,8 +146,10 @@ class UserStreamCore:
     :param n_envs: number of slots N.
     :param seed: seed of the stream, of the task draws and of the envs (slot i: ``seed + i``).
     :param task_names: the task universe that ``task_id`` indexes (default: the stream's tasks).
-    :param observe: parameters appended to each observation, normalised to [-1, 1] by their
-        range (the visible context of contextual RL, as in CARL); needs 1-D Box observations.
+    :param observe: parameters appended to each observation (the visible context of contextual
+        RL, as in CARL), mapped to [-1, 1] linearly from the range of the values the tasks of
+        ``task_names`` give it (its adapter range if they all give the same), clipped; needs
+        1-D Box observations.
     """
 
     def __init__(
@@ -209,6 +211,7 @@ class UserStreamCore:
             (self.n, *self.observation_space.shape), dtype=self.observation_space.dtype
         )
         self._inner_dim = int(np.prod(inner_obs.shape)) if self.observe else 0
+        self._current: list[gym.Env] = [slot[0] for slot in self.envs]
         self._pending_seed: int | None = seed
         self.task_rng = np.random.default_rng(None if seed is None else [int(seed), 0x7A5C])
 
@@ -272,6 +275,9 @@ class UserStreamCore:
             [k for k, d in enumerate(drift) if d.update == "step"], dtype=np.intp
         )
         self._step_params = sorted({int(self._drift_to_param[k]) for k in self._step_drift})
+        # values = canonical + drift_rows @ _drift_matrix (several drifts of one parameter add)
+        self._drift_matrix = np.zeros((len(self._drift_to_param), len(names)))
+        self._drift_matrix[np.arange(len(self._drift_to_param)), self._drift_to_param] = 1.0
 
     def _observation_space(self, inner: spaces.Space) -> spaces.Space:
         if not self.observe:
@@ -290,14 +296,18 @@ class UserStreamCore:
                     f"parameters: {self.param_names}"
                 )
         self._observe_cols = np.array([self.param_names.index(p) for p in self.observe])
-        rng = np.array(
-            [
-                [self._adapters[i].bounds(self.envs[0][self._key_of_task[i]], p) for p in self.observe]  # type: ignore[union-attr]
-                for i in range(len(self.task_names))
-            ]
-        )
-        self._obs_mid = (rng[:, :, 0] + rng[:, :, 1]) / 2  # (n_tasks, n_observe)
-        self._obs_half = np.maximum((rng[:, :, 1] - rng[:, :, 0]) / 2, 1e-12)
+        # Scale by the values the tasks set (the universe's, so training and evaluation envs
+        # agree): two tasks that differ in a parameter see it as -1 and +1. A parameter that
+        # no two tasks set apart (drift alone) is scaled by its adapter range instead.
+        lo = np.nanmin(self._canonical[:, self._observe_cols], axis=0)
+        hi = np.nanmax(self._canonical[:, self._observe_cols], axis=0)
+        for c, p in enumerate(self.observe):
+            if not hi[c] > lo[c]:
+                k = int(np.flatnonzero(~np.isnan(self._canonical[:, self._observe_cols[c]]))[0])
+                env = self.envs[0][self._key_of_task[k]]
+                lo[c], hi[c] = self._adapters[k].bounds(env, p)  # type: ignore[union-attr]
+        self._obs_mid = (lo + hi) / 2
+        self._obs_half = np.maximum((hi - lo) / 2, 1e-12)
         ones = np.ones(len(self.observe), dtype=inner.dtype)
         return spaces.Box(
             np.concatenate([inner.low, -ones]),
@@ -337,7 +347,7 @@ class UserStreamCore:
 
     def env(self, i: int) -> gym.Env:
         """The env of slot ``i`` that runs its current episode."""
-        return self.envs[i][self._key_of_task[self.task[i]]]
+        return self._current[i]
 
     def seed(self, seed: int | None) -> None:
         """Restart the stream at t = 0; the next reset of slot i seeds its envs with seed + i."""
@@ -348,21 +358,21 @@ class UserStreamCore:
     # ------------------------------------------------------------------ episodes
     def _apply(self, i: int, cols: Sequence[int] | None = None) -> None:
         """Set slot i's parameters (all, or the columns ``cols``) on its env."""
-        k = int(self.task[i])
-        adapter = self._adapters[k]
+        adapter = self._adapters[int(self.task[i])]
         if adapter is None:
             return
-        env = self.env(i)
-        row = self.values[i]
-        for j in range(len(self.param_names)) if cols is None else cols:
+        env = self._current[i]
+        row = self.values[i].tolist()
+        names = self.param_names
+        for j in range(len(names)) if cols is None else cols:
             if not math.isnan(row[j]):
-                adapter.set(env, self.param_names[j], float(row[j]))
+                adapter.set(env, names[j], row[j])
 
     def _observe(self, i: int, obs: Any) -> np.ndarray:
         if not self.observe:
             return obs
-        k = int(self.task[i])
-        ctx = (self.values[i, self._observe_cols] - self._obs_mid[k]) / self._obs_half[k]
+        ctx = (self.values[i, self._observe_cols] - self._obs_mid) / self._obs_half
+        ctx = np.clip(ctx, -1.0, 1.0)
         return np.concatenate([np.asarray(obs).reshape(-1), ctx.astype(self.last_obs.dtype)])
 
     def reset(self, idx: Sequence[int] | None = None) -> list[dict[str, Any]]:
@@ -381,10 +391,9 @@ class UserStreamCore:
         infos = []
         for i, d in zip(idx, draws.tolist(), strict=True):
             self.task[i] = k = int(self._stream_to_task[min(d, len(mix) - 1)])
+            self._current[i] = self.envs[i][self._key_of_task[k]]
             self.drift_rows[i] = drift
-            row = self._canonical[k].copy()
-            np.add.at(row, self._drift_to_param, drift)
-            self.values[i] = row
+            self.values[i] = self._canonical[k] + drift @ self._drift_matrix
             if seed is not None:
                 for n, env in enumerate(self.envs[i]):
                     env.reset(seed=seed + i + 7919 * n)
@@ -411,38 +420,64 @@ class UserStreamCore:
         if self._step_drift.size:
             drift = self.stream.drift_values()
             self.drift_rows[:, self._step_drift] = drift[self._step_drift]
-            for i in range(n):
-                row = self._canonical[self.task[i]].copy()
-                np.add.at(row, self._drift_to_param, self.drift_rows[i])
-                self.values[i] = row
-                self._apply(i, self._step_params)
-        rewards = np.zeros(n, dtype=np.float32)
-        term = np.zeros(n, dtype=bool)
-        trunc = np.zeros(n, dtype=bool)
+            self.values[...] = self._canonical[self.task] + self.drift_rows @ self._drift_matrix
+            names = [self.param_names[j] for j in self._step_params]
+            cols = self.values[:, self._step_params].tolist()
+            for env, k, row in zip(self._current, self.task.tolist(), cols, strict=True):
+                adapter = self._adapters[k]
+                if adapter is not None:
+                    for name, v in zip(names, row, strict=True):
+                        if v == v:  # not NaN: a task whose env does not have the parameter
+                            adapter.set(env, name, v)
+        # Python lists in the loop, one array each after it: per-element numpy writes would
+        # cost more than the wrapper's whole budget per step.
+        obs_list: list[Any] = []
+        rewards: list[float] = []
+        term: list[bool] = []
+        trunc: list[bool] = []
         infos: list[dict[str, Any]] = []
         ended: dict[int, tuple[np.ndarray, bool, int, np.ndarray]] = {}
-        for i in range(n):
-            obs, r, te, tr, info = self.env(i).step(actions[i])
-            rewards[i], term[i], trunc[i] = r, te, tr
-            obs = self._observe(i, obs)
+        observe = bool(self.observe)
+        for i, env in enumerate(self._current):
+            obs, r, te, tr, info = env.step(actions[i])
+            if observe:
+                obs = self._observe(i, obs)
             if te or tr:
-                k = int(self.task[i])
-                rule = self._success[k]
-                if rule == "info" or (self._auto[k] and "is_success" in info):
-                    ok = bool(info.get("is_success", False))
-                elif rule == "terminated":
-                    ok = bool(te)
-                elif rule == "truncated":
-                    ok = bool(tr and not te)
-                else:
-                    ok = False
-                ended[i] = (np.array(obs), ok, k, self.drift_rows[i].copy())
-            self.last_obs[i] = obs
+                ended[i] = (
+                    np.array(obs),
+                    self._succeeded(i, te, tr, info),
+                    int(self.task[i]),
+                    self.drift_rows[i].copy(),
+                )
+            obs_list.append(obs)
+            rewards.append(r)
+            term.append(te)
+            trunc.append(tr)
             infos.append(info)
+        self.last_obs[...] = obs_list
         self.stream.advance(n)
         if autoreset and ended:
             self.reset(list(ended))
-        return self.last_obs.copy(), rewards, term, trunc, infos, ended
+        return (
+            self.last_obs.copy(),
+            np.array(rewards, dtype=np.float32),
+            np.array(term, dtype=bool),
+            np.array(trunc, dtype=bool),
+            infos,
+            ended,
+        )
+
+    def _succeeded(self, i: int, te: bool, tr: bool, info: Mapping[str, Any]) -> bool:
+        """``is_success`` of slot i's episode that just ended (see :data:`SUCCESS_RULES`)."""
+        k = int(self.task[i])
+        rule = self._success[k]
+        if rule == "info" or (self._auto[k] and "is_success" in info):
+            return bool(info.get("is_success", False))
+        if rule == "terminated":
+            return bool(te)
+        if rule == "truncated":
+            return bool(tr and not te)
+        return False
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
@@ -474,6 +509,10 @@ class UserStreamCore:
         self.task_rng.bit_generator.state = state["task_rng"]
         for k in ("task", "drift_rows", "values", "last_obs"):
             getattr(self, k)[...] = state[k]
+        self._current = [
+            slot[self._key_of_task[k]]
+            for slot, k in zip(self.envs, self.task.tolist(), strict=True)
+        ]
         self._pending_seed = None
         for i, blob in enumerate(state["envs"]):
             if blob is None:

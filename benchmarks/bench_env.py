@@ -37,8 +37,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from envs import DEFAULT_TASKS, EnvTask, NavCore, NavEnv, StreamSpec, TaskStream, WorldConfig
 from envs.sb3_vec_env import NavVecEnv
-from envs.user_sb3_vec_env import UserStreamVecEnv
 from envs.tasks import get_task
+from envs.user_sb3_vec_env import UserStreamVecEnv
 
 N_ACTION_BATCHES = 64
 

@@ -4,8 +4,9 @@ streams over the user's own Gymnasium envs (``EnvTask``, ``UserStreamVecEnv``, .
 
 Importing this package registers the gymnasium ids ``SynapticNav/...`` (see
 :data:`envs.registration.ENV_IDS`). The names that need stable-baselines3 (``NavVecEnv``,
-``UserStreamVecEnv``, ``make_vec_env``, ``make_eval_envs``, ``make_user_*``) load on first use, so gymnasium-only users never import
-it. This package never imports ``continual`` or ``agents``.
+``UserStreamVecEnv``, ``make_vec_env``, ``make_eval_envs``, ``make_user_*``) load on first
+use, so gymnasium-only users never import it. This package never imports ``continual`` or
+``agents``.
 """
 
 from __future__ import annotations

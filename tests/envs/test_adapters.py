@@ -52,15 +52,21 @@ def test_cartpole_derived_quantities_follow() -> None:
 
 def test_unknown_parameter_names_the_known_ones() -> None:
     env = gym.make("CartPole-v1")
-    with pytest.raises(ValueError, match=r"'wind' is unknown to ClassicControlAdapter for "
-                       r"CartPole-v1; known: \['force_mag', 'gravity'"):
+    with pytest.raises(
+        ValueError,
+        match=r"'wind' is unknown to ClassicControlAdapter for "
+        r"CartPole-v1; known: \['force_mag', 'gravity'",
+    ):
         ClassicControlAdapter().bounds(env, "wind")
 
 
 def test_value_out_of_range_names_the_field() -> None:
     env = gym.make("CartPole-v1")
-    with pytest.raises(ValueError, match=r"tasks\['x'\].length=-1.0 is out of range; allowed: "
-                       r"\[0.05, 5\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"tasks\['x'\].length=-1.0 is out of range; allowed: "
+        r"\[0.05, 5\]",
+    ):
         check_value(ClassicControlAdapter(), env, "length", -1.0, "tasks['x'].length")
 
 

@@ -3,6 +3,8 @@ drift the stream promises, seeding, and the errors for bad input."""
 
 from __future__ import annotations
 
+import itertools
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -77,7 +79,7 @@ def test_task_shares_follow_the_ramp() -> None:
     core = UserStreamCore(cartpole_tasks(**SHORT), stream, n_envs=n, seed=3)
     starts = np.array(episode_starts(core, 12_000 // n))
     edges = np.arange(4000, 8001, 1000)
-    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+    for lo, hi in itertools.pairwise(edges):
         in_bin = (starts[:, 0] >= lo) & (starts[:, 0] < hi)
         share_b = starts[in_bin, 1].mean()
         expected = np.mean([core.stream.mixture(t)[1] for t in range(lo, hi, 50)])
@@ -125,7 +127,7 @@ def test_seeded_runs_are_identical_and_seed_restarts_the_stream() -> None:
             obs, info = vec.reset(seed=seed)
             out += [obs, info["task_id"]]
             for a in random_actions(3, 200):
-                obs, rew, term, trunc, info = vec.step(a)
+                obs, rew, term, _, info = vec.step(a)
                 out += [obs, rew, term, info["task_id"], info["drift"]]
             assert vec.core.t == 600
         half = len(out) // 2
@@ -163,15 +165,21 @@ def test_mismatched_spaces_name_both() -> None:
 
 def test_unknown_env_id() -> None:
     tasks = {"x": EnvTask("CartPol-v1")}
-    with pytest.raises(ValueError, match=r"task 'x': env='CartPol-v1' is not a registered "
-                       r"Gymnasium id .*pass a factory as env"):
+    with pytest.raises(
+        ValueError,
+        match=r"task 'x': env='CartPol-v1' is not a registered "
+        r"Gymnasium id .*pass a factory as env",
+    ):
         UserStreamCore(tasks, StreamSpec(schedule=[("x", 10)]))
 
 
 def test_unknown_drift_parameter() -> None:
     stream = StreamSpec(schedule=[("a", 10)], drift=[{"param": "wind"}])
-    with pytest.raises(ValueError, match=r"DriftSpec.param='wind': parameter 'wind' is unknown "
-                       r"to ClassicControlAdapter for CartPole-v1; known: \["):
+    with pytest.raises(
+        ValueError,
+        match=r"DriftSpec.param='wind': parameter 'wind' is unknown "
+        r"to ClassicControlAdapter for CartPole-v1; known: \[",
+    ):
         UserStreamCore(cartpole_tasks(), stream)
 
 
@@ -183,15 +191,21 @@ def test_unknown_task_parameter() -> None:
 
 def test_task_value_out_of_range() -> None:
     tasks = {"a": EnvTask("CartPole-v1", {"length": -0.5})}
-    with pytest.raises(ValueError, match=r"tasks\['a'\].length=-0.5 is out of range; allowed: "
-                       r"\[0.05, 5\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"tasks\['a'\].length=-0.5 is out of range; allowed: "
+        r"\[0.05, 5\]",
+    ):
         UserStreamCore(tasks, StreamSpec(schedule=[("a", 10)]))
 
 
 def test_drift_out_of_range() -> None:
     stream = StreamSpec(schedule=[("a", 10)], drift=[{"param": "length", "bound": 0.5}])
-    with pytest.raises(ValueError, match=r"drift of 'length' reaches \[0, 1\] in task 'a', "
-                       r"outside the allowed \[0.05, 5\]; lower DriftSpec.bound"):
+    with pytest.raises(
+        ValueError,
+        match=r"drift of 'length' reaches \[0, 1\] in task 'a', "
+        r"outside the allowed \[0.05, 5\]; lower DriftSpec.bound",
+    ):
         UserStreamCore({"a": EnvTask("CartPole-v1", {"length": 0.5})}, stream)
 
 
@@ -208,8 +222,10 @@ def test_other_bad_input() -> None:
 
 def test_yaml_task_names() -> None:
     names, tasks = name_env_tasks(
-        [{"env": "CartPole-v1", "length": 0.5}, {"env": "CartPole-v1", "name": "swap",
-                                                 "force_mag": -10}]
+        [
+            {"env": "CartPole-v1", "length": 0.5},
+            {"env": "CartPole-v1", "name": "swap", "force_mag": -10},
+        ]
     )
     assert names == ["CartPole-v1[length=0.5]", "swap"]
     assert tasks["swap"].params == {"force_mag": -10.0}

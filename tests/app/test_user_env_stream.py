@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tiny_runs import assert_ok, run_train
 
@@ -61,3 +62,20 @@ def test_cartpole_family_writes_every_output_and_resumes(tmp_path: Path) -> None
     again = run_train(tmp_path / "unused", f"resume={run_dir}")
     assert_ok(again)
     assert "already reached" in again.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1800)
+def test_cartpole_family_interferes_and_is_jointly_solvable(tmp_path: Path) -> None:
+    """The benchmark's premise (docs/user-envs.md#a-third-party-continual-benchmark), seed 0:
+    fine-tuning on the swapped task forgets the first; one policy learns both when trained on
+    their mixture. About 2 x 2 minutes."""
+    common = ["stream=cartpole_family", "continual=finetune", "progress_bar=false"]
+    seq = run_train(tmp_path / "seq", *common, timeout=900)
+    joint = run_train(tmp_path / "joint", *common, "stream.joint=true", timeout=900)
+    assert_ok(seq)
+    assert_ok(joint)
+    a = json.loads((tmp_path / "seq" / "metrics.json").read_text())["per_task"]["cartpole"]
+    assert a["plasticity"] >= 0.9 and a["final"] <= 0.3
+    m = json.loads((tmp_path / "joint" / "metrics.json").read_text())
+    assert m["average_performance"] >= 0.9

@@ -27,6 +27,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from envs.adapters import ParamAdapter, check_value, default_adapter, require_minigrid
+from envs.coerce import coerce
 from envs.frontend import LONG, NavFrontEnd
 from envs.stream import StreamSpec, TaskStream
 
@@ -171,7 +172,7 @@ class UserStreamCore:
         if isinstance(stream, TaskStream):
             self.stream = stream
         else:
-            spec = stream if isinstance(stream, StreamSpec) else StreamSpec(**stream)
+            spec = coerce(StreamSpec, stream, "StreamSpec")
             self.stream = TaskStream(spec, seed, drift_params=[d.param for d in spec.drift])
         self.task_names: list[str] = (
             list(task_names) if task_names is not None else list(self.stream.task_names)
@@ -210,7 +211,6 @@ class UserStreamCore:
         self.last_obs = np.zeros(
             (self.n, *self.observation_space.shape), dtype=self.observation_space.dtype
         )
-        self._inner_dim = int(np.prod(inner_obs.shape)) if self.observe else 0
         self._current: list[gym.Env] = [slot[0] for slot in self.envs]
         self._pending_seed: int | None = seed
         self.task_rng = np.random.default_rng(None if seed is None else [int(seed), 0x7A5C])

@@ -2,8 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-# `make run` needs the package alone; `make test` adds the test tools and the Ray launcher
-# (the Ray multirun test runs in CI). Each stamp re-installs when the packaging files change.
+# `make run` needs the package alone; `make test` adds the test tools, the Ray launcher (the
+# Ray multirun test runs in CI) and MiniGrid (the user-env stream's MiniGrid tests). Each stamp
+# re-installs when the packaging files change.
 RUN_STAMP  := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt
@@ -18,7 +19,7 @@ $(RUN_STAMP): pyproject.toml constraints.txt | $(PY)
 	touch $@
 
 $(TEST_STAMP): pyproject.toml constraints.txt | $(PY)
-	$(PIP) -e '.[dev,ray]'
+	$(PIP) -e '.[dev,ray,minigrid]'
 	touch $@
 
 setup: $(TEST_STAMP)

@@ -43,7 +43,15 @@ from continual import ContinualCallback
 from continual.experimental import AdaptiveStrength
 from continual.io import atomic_write_bytes
 from continual.sb3 import ContinualEvalCallback, InfoArrayLogger
-from envs import StreamSpec, make_eval_envs, make_vec_env
+from envs import (
+    EnvTask,
+    StreamSpec,
+    make_eval_envs,
+    make_user_eval_envs,
+    make_user_vec_env,
+    make_vec_env,
+)
+from envs.user_stream import name_env_tasks
 
 CONFIG_FILE = "config.yaml"
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
@@ -60,10 +68,25 @@ register_configs()
 
 
 # ---------------------------------------------------------------------- config -> objects
+def env_tasks(cfg: DictConfig) -> tuple[list[str], dict[str, EnvTask] | None]:
+    """Each phase's task name, and the Gymnasium env tasks by name (None: navigation tasks)."""
+    phases = [p.task for p in cfg.stream.schedule]
+    mappings = [isinstance(t, DictConfig) for t in phases]
+    if not any(mappings):
+        return [str(t) for t in phases], None
+    if not all(mappings):
+        raise ValueError(
+            "stream.schedule mixes navigation task names and env tasks ({env: ...}); "
+            "a stream uses one kind"
+        )
+    return name_env_tasks([OmegaConf.to_container(t) for t in phases])  # type: ignore[misc]
+
+
 def stream_spec(cfg: DictConfig) -> tuple[StreamSpec, list[tuple[int, int]]]:
     """The StreamSpec of ``cfg.stream`` and each task's training window ``[start, end)``."""
     s = cfg.stream
-    schedule = [(p.task, int(p.steps)) for p in s.schedule]
+    names, _ = env_tasks(cfg)
+    schedule = [(n, int(p.steps)) for n, p in zip(names, s.schedule, strict=True)]
     drift = [OmegaConf.to_container(d) for d in s.drift]
     spec = StreamSpec(schedule=schedule, blur=s.blur, ramp=s.ramp, drift=drift)
     if s.joint:
@@ -211,10 +234,20 @@ def run(
 
     spec, windows = stream_spec(cfg)
     total_steps = int(cfg.total_steps or sum(int(p.steps) for p in cfg.stream.schedule))
-    world = OmegaConf.to_container(cfg.stream.world)
-    nav = make_vec_env(spec, n_envs=cfg.n_envs, seed=cfg.seed, world=world)
+    _, tasks = env_tasks(cfg)
+    if tasks is None:
+        world = OmegaConf.to_container(cfg.stream.world)
+        nav = make_vec_env(spec, n_envs=cfg.n_envs, seed=cfg.seed, world=world)
+        eval_envs = make_eval_envs(
+            nav.task_names, n_envs=cfg.eval.n_envs, seed=cfg.seed, world=world
+        )
+    else:
+        observe = list(cfg.stream.observe)
+        nav = make_user_vec_env(tasks, spec, n_envs=cfg.n_envs, seed=cfg.seed, observe=observe)
+        eval_envs = make_user_eval_envs(
+            tasks, nav.task_names, n_envs=cfg.eval.n_envs, seed=cfg.seed, observe=observe
+        )
     env = VecMonitor(nav)  # episode returns/lengths for SB3's rollout/* scalars
-    eval_envs = make_eval_envs(nav.task_names, n_envs=cfg.eval.n_envs, seed=cfg.seed, world=world)
     tb_dir = run_dir / "tb"
 
     cont = continual_callback(cfg)

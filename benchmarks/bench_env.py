@@ -7,8 +7,12 @@ agent-steps/s of
 * ``NavVecEnv`` (the SB3 VecEnv used for training, per-env info dicts included) at N = 256,
 * SB3 ``DummyVecEnv`` over N = 256 single ``NavEnv`` instances (one Python step per agent),
 * a single ``MiniGrid-Empty-8x8-v0`` (via ``gymnasium.make``) as an outside reference,
+* ``UserStreamVecEnv`` (the task stream over the user's envs) over N = 16 ``CartPole-v1``
+  envs (two tasks inside a blur window, the pole length drifting per episode, and again with
+  the drift set before every step) and SB3 ``DummyVecEnv`` over the same 16 envs,
 
-and prints the ratios. Targets: NavVecEnv(256) >= 30x MiniGrid and >= 10x DummyVecEnv(256).
+and prints the ratios. Targets: NavVecEnv(256) >= 30x MiniGrid and >= 10x DummyVecEnv(256);
+the stream over CartPole costs at most 10% more time per step than DummyVecEnv.
 
     python benchmarks/bench_env.py [--repeats 5] [--seconds 0.5]
 """
@@ -31,9 +35,10 @@ import gymnasium as gym
 import numpy as np
 from stable_baselines3.common.vec_env import DummyVecEnv
 
-from envs import DEFAULT_TASKS, NavCore, NavEnv, StreamSpec, TaskStream, WorldConfig
+from envs import DEFAULT_TASKS, EnvTask, NavCore, NavEnv, StreamSpec, TaskStream, WorldConfig
 from envs.sb3_vec_env import NavVecEnv
 from envs.tasks import get_task
+from envs.user_sb3_vec_env import UserStreamVecEnv
 
 N_ACTION_BATCHES = 64
 
@@ -102,6 +107,38 @@ def bench_minigrid() -> Callable[[float], float]:
     return lambda s: _timed(step, 1, s)
 
 
+CARTPOLE_N = 16
+
+
+def _cartpole_actions(seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, (N_ACTION_BATCHES, CARTPOLE_N))
+
+
+def bench_user_stream(update: str) -> Callable[[float], float]:
+    tasks = {
+        "a": EnvTask("CartPole-v1", {"length": 0.5}),
+        "b": EnvTask("CartPole-v1", {"length": 1.0}),
+    }
+    stream = StreamSpec(
+        schedule=[("a", 10**6), ("b", 10**12)],
+        blur=10**6,
+        drift=[{"param": "length", "process": "ou", "bound": 0.1, "update": update}],
+    )
+    env = UserStreamVecEnv(tasks, stream, n_envs=CARTPOLE_N, seed=0)
+    env.core.stream.advance(10**6 - 1000)  # inside the blur window: both tasks drawn
+    env.reset()
+    actions = _cartpole_actions(4)
+    return lambda s: _timed(lambda i: env.step(actions[i % N_ACTION_BATCHES]), CARTPOLE_N, s)
+
+
+def bench_dummy_cartpole() -> Callable[[float], float]:
+    env = DummyVecEnv([lambda: gym.make("CartPole-v1") for _ in range(CARTPOLE_N)])
+    env.seed(0)
+    env.reset()
+    actions = _cartpole_actions(4)
+    return lambda s: _timed(lambda i: env.step(actions[i % N_ACTION_BATCHES]), CARTPOLE_N, s)
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
@@ -114,6 +151,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         "NavVecEnv N=256": bench_vec_env(256),
         "DummyVecEnv(NavEnv) N=256": bench_dummy_vec_env(256),
         "MiniGrid-Empty-8x8-v0 (single)": bench_minigrid(),
+        f"UserStreamVecEnv(CartPole) N={CARTPOLE_N}": bench_user_stream("episode"),
+        f"  the same, drift set every step N={CARTPOLE_N}": bench_user_stream("step"),
+        f"DummyVecEnv(CartPole) N={CARTPOLE_N}": bench_dummy_cartpole(),
     }
     samples: dict[str, list[float]] = {k: [] for k in benches}
     for _ in range(args.repeats):
@@ -148,6 +188,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     print(
         f"NavVecEnv N=256 / NavCore N=256:       {vec / med['NavCore N=256']:7.2f}x  "
         "(cost of the per-env info dicts)"
+    )
+    stream, plain = (
+        med[f"UserStreamVecEnv(CartPole) N={CARTPOLE_N}"],
+        med[f"DummyVecEnv(CartPole) N={CARTPOLE_N}"],
+    )
+    cost = plain / stream - 1  # extra time per agent-step
+    print(
+        f"UserStreamVecEnv / DummyVecEnv, CartPole: {stream / plain:7.2f}x  (time per step "
+        f"{cost:+.1%}; target <= +10%: {'met' if cost <= 0.10 else 'NOT met'})"
+    )
+    per_step = med[f"  the same, drift set every step N={CARTPOLE_N}"]
+    print(
+        f"  the same, drift set every step:          {per_step / plain:7.2f}x  (time per step "
+        f"{plain / per_step - 1:+.1%})"
     )
     print(f"\ncommand: python {' '.join(['benchmarks/bench_env.py', *sys.argv[1:]])}")
     return med

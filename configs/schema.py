@@ -19,9 +19,14 @@ from envs import DriftSpec, WorldConfig
 
 @dataclass
 class PhaseConfig:
-    """One phase of a stream: train on ``task`` for ``steps`` env steps."""
+    """One phase of a stream: train on ``task`` for ``steps`` env steps.
 
-    task: str = MISSING
+    ``task`` is a navigation task's name, or a Gymnasium env task: a mapping with ``env`` (a
+    registered id) and parameter values, e.g. ``{env: CartPole-v1, length: 0.5}``
+    (``envs.EnvTask.from_mapping``). A stream uses one kind.
+    """
+
+    task: Any = MISSING
     steps: int = MISSING
 
 
@@ -37,7 +42,10 @@ class StreamConfig:
     # Train on a uniform mixture of the schedule's tasks for the schedule's total length
     # instead of in sequence: the joint-training upper bound.
     joint: bool = False
-    world: WorldConfig = field(default_factory=WorldConfig)
+    world: WorldConfig = field(default_factory=WorldConfig)  # navigation tasks only
+    # Env tasks only: parameters appended to the observations, normalised to [-1, 1] (the
+    # visible context of contextual RL), so tasks that differ in them can be told apart.
+    observe: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Factories used by training code: a training VecEnv from a stream config, and one
-evaluation VecEnv per task in its canonical context."""
+evaluation VecEnv per task in its canonical context; for the navigation world and for streams
+over the user's own Gymnasium envs."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from envs.frontend import LONG
 from envs.sb3_vec_env import NavVecEnv
 from envs.stream import StreamSpec, TaskStream
 from envs.tasks import TaskSpec, get_task
+from envs.user_sb3_vec_env import UserStreamVecEnv
+from envs.user_stream import EnvTask
 
 EVAL_SEED_OFFSET = 10_007
 """Eval env k is seeded with seed + EVAL_SEED_OFFSET * (k + 1), apart from training seeds."""
@@ -103,5 +106,57 @@ def make_eval_envs(
             seed=s,
             task_names=names,
             tasks=extra,
+        )
+    return envs
+
+
+def make_user_vec_env(
+    tasks: Mapping[str, EnvTask | Mapping[str, Any]],
+    stream: StreamSpec | Mapping[str, Any],
+    n_envs: int = 16,
+    seed: int | None = 0,
+    observe: Sequence[str] = (),
+) -> UserStreamVecEnv:
+    """Training env over the user's own Gymnasium tasks: ``n_envs`` slots following ``stream``.
+
+    :param tasks: task name -> :class:`~envs.user_stream.EnvTask` (or its YAML mapping).
+    :param stream: StreamSpec or mapping of its fields over the task names.
+    :param n_envs: number of slots (>= 1).
+    :param seed: seed of the stream, the task draws and the envs (None: random).
+    :param observe: parameters appended to the observations, normalised to [-1, 1].
+    :return: the VecEnv; observations of the tasks' shared space, batched (n_envs, ...).
+    :raises ValueError: unknown env id or parameter, a value out of range, or tasks whose
+        spaces differ.
+    """
+    spec = coerce(StreamSpec, stream, "StreamSpec")
+    return UserStreamVecEnv(tasks, spec, n_envs, seed=seed, observe=observe)
+
+
+def make_user_eval_envs(
+    tasks: Mapping[str, EnvTask | Mapping[str, Any]],
+    task_names: Sequence[str],
+    n_envs: int = 8,
+    seed: int | None = 0,
+    observe: Sequence[str] = (),
+) -> dict[str, UserStreamVecEnv]:
+    """One VecEnv per user task in its canonical context (the task's own parameter values, no
+    drift, no blur), seeded as :func:`make_eval_envs`.
+
+    :param tasks: task name -> :class:`~envs.user_stream.EnvTask` (or its YAML mapping).
+    :param task_names: the tasks to evaluate, unique, in the order of ``task_id``.
+    :param n_envs: envs per task (>= 1).
+    :param seed: base seed (None: random).
+    :param observe: as in training, so the observations match.
+    :return: task name -> VecEnv.
+    """
+    names = list(task_names)
+    if not names or len(set(names)) != len(names):
+        raise ValueError(f"task_names must be non-empty and unique, got {names}")
+    envs: dict[str, UserStreamVecEnv] = {}
+    for k, name in enumerate(names):
+        s = None if seed is None else seed + EVAL_SEED_OFFSET * (k + 1)
+        spec = StreamSpec(schedule=[(name, LONG)])
+        envs[name] = UserStreamVecEnv(
+            tasks, spec, n_envs, seed=s, task_names=names, observe=observe
         )
     return envs

@@ -36,7 +36,9 @@ class DriftSpec:
     """A drifting parameter.
 
     Args:
-        param: one of ``DRIFT_PARAMS`` (goal, landmarks, wind, friction).
+        param: the drifting parameter: for the navigation envs one of ``DRIFT_PARAMS`` (goal,
+            landmarks, wind, friction); for a stream over user envs a parameter its adapter
+            knows (see :mod:`envs.adapters`), scalar. The stream that uses the spec checks it.
         process: ``"random_walk"`` (Gaussian steps, reflected at +-bound), ``"ou"``
             (Ornstein-Uhlenbeck towards 0, clipped to +-bound) or ``"sine"``
             (``bound * sin(2*pi*t/period + d*pi/2)`` in dimension d, a circle for 2-D params).
@@ -57,10 +59,8 @@ class DriftSpec:
     update: str = "episode"
 
     def __post_init__(self) -> None:
-        if self.param not in DRIFT_PARAMS:
-            raise ValueError(
-                f"DriftSpec.param={self.param!r} is unknown; allowed: {sorted(DRIFT_PARAMS)}"
-            )
+        if not isinstance(self.param, str) or not self.param:
+            raise ValueError(f"DriftSpec.param={self.param!r} must be a non-empty name")
         if self.process not in DRIFT_PROCESSES:
             raise ValueError(
                 f"DriftSpec.process={self.process!r} is unknown; allowed: {list(DRIFT_PROCESSES)}"
@@ -77,7 +77,8 @@ class DriftSpec:
 
     @property
     def dim(self) -> int:
-        return DRIFT_PARAMS[self.param]
+        """Number of columns: a navigation parameter's dimension, 1 for any other."""
+        return DRIFT_PARAMS.get(self.param, 1)
 
     @property
     def names(self) -> list[str]:
@@ -276,6 +277,8 @@ class TaskStream:
     Args:
         spec: the stream (a StreamSpec or a mapping of its fields).
         seed: seed of the generator that drives the drift processes.
+        drift_params: the parameters the stream's drift may name (default: the navigation
+            world's ``DRIFT_PARAMS``); a stream over user envs passes its adapters' parameters.
 
     Attributes:
         task_names: unique task names, in order of first appearance.
@@ -284,8 +287,17 @@ class TaskStream:
         drift_param_names: names of the columns of :meth:`drift_values`.
     """
 
-    def __init__(self, spec: StreamSpec | Mapping[str, Any], seed: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: StreamSpec | Mapping[str, Any],
+        seed: int | None = None,
+        drift_params: Sequence[str] | None = None,
+    ) -> None:
         self.spec = coerce(StreamSpec, spec, "StreamSpec")
+        allowed = sorted(DRIFT_PARAMS if drift_params is None else drift_params)
+        for d in self.spec.drift:
+            if d.param not in allowed:
+                raise ValueError(f"DriftSpec.param={d.param!r} is unknown; allowed: {allowed}")
         self.task_names: list[str] = self.spec.task_names
         index = {n: i for i, n in enumerate(self.task_names)}
         self._phase_weights: list[np.ndarray] = []

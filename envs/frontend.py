@@ -64,6 +64,8 @@ class NavFrontEnd:
     """Mixin of the front ends over one :class:`~envs.core.NavCore` held in ``self.core``."""
 
     core: NavCore
+    #: Vector front ends: a mask of N ``True`` values, made once (gymnasium's ``_<key>`` masks).
+    _all: np.ndarray
 
     @property
     def task_names(self) -> list[str]:
@@ -87,3 +89,24 @@ class NavFrontEnd:
             shared read-only array).
         """
         return {"dominant_task_id": self.core.dominant_task(), "mixture": self.core.mixture()}
+
+    def _vector_infos(self, task: np.ndarray, drift: np.ndarray) -> dict[str, Any]:
+        """The same entries in gymnasium's vector layout: one array per key over the N envs,
+        with its ``_<key>`` mask (every env has every key).
+
+        :param task: each env's task index, shape (N,).
+        :param drift: each env's drift offsets, shape (N, D).
+        """
+        stream_info = self._stream_info()
+        mix = stream_info["mixture"]
+        n, every = len(task), self._all
+        return {
+            "task_id": task,
+            "_task_id": every,
+            "dominant_task_id": np.full(n, stream_info["dominant_task_id"]),
+            "_dominant_task_id": every,
+            "mixture": np.broadcast_to(mix, (n, len(mix))),
+            "_mixture": every,
+            "drift": drift,
+            "_drift": every,
+        }

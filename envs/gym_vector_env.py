@@ -61,22 +61,6 @@ class NavVectorEnv(NavFrontEnd, VectorEnv):
         self.metadata = {**self.metadata, "render_fps": round(1.0 / self.core.world.dt)}
         self._all = np.ones(self.num_envs, dtype=bool)
 
-    def _infos(self, task: np.ndarray, drift: np.ndarray) -> dict[str, Any]:
-        """Infos at the current stream time (call before the step advances it)."""
-        stream_info = self._stream_info()
-        mix = stream_info["mixture"]
-        n = self.num_envs
-        return {
-            "task_id": task,
-            "_task_id": self._all,
-            "dominant_task_id": np.full(n, stream_info["dominant_task_id"]),
-            "_dominant_task_id": self._all,
-            "mixture": np.broadcast_to(mix, (n, len(mix))),
-            "_mixture": self._all,
-            "drift": drift,
-            "_drift": self._all,
-        }
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -91,7 +75,7 @@ class NavVectorEnv(NavFrontEnd, VectorEnv):
         else:
             idx = np.flatnonzero(np.asarray(mask, dtype=bool))
             self.core.last_obs[idx] = self.core.reset(idx)
-        return self.core.last_obs.copy(), self._infos(
+        return self.core.last_obs.copy(), self._vector_infos(
             self.core.task.copy(), self.core.drift_rows.copy()
         )
 
@@ -100,7 +84,7 @@ class NavVectorEnv(NavFrontEnd, VectorEnv):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core = self.core
         # task and drift are placeholders here, replaced by the step's own arrays below
-        infos = self._infos(core.task, core.drift_rows)
+        infos = self._vector_infos(core.task, core.drift_rows)
         out = core.step(actions, autoreset=True)
         infos["task_id"] = out.task
         infos["drift"] = out.drift

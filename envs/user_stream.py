@@ -591,21 +591,6 @@ class UserStreamVectorEnv(NavFrontEnd, VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._all = np.ones(self.num_envs, dtype=bool)
 
-    def _infos(self, task: np.ndarray, drift: np.ndarray) -> dict[str, Any]:
-        stream_info = self._stream_info()
-        mix = stream_info["mixture"]
-        n = self.num_envs
-        return {
-            "task_id": task,
-            "_task_id": self._all,
-            "dominant_task_id": np.full(n, stream_info["dominant_task_id"]),
-            "_dominant_task_id": self._all,
-            "mixture": np.broadcast_to(mix, (n, len(mix))),
-            "_mixture": self._all,
-            "drift": drift,
-            "_drift": self._all,
-        }
-
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
@@ -617,13 +602,13 @@ class UserStreamVectorEnv(NavFrontEnd, VectorEnv):
             core.seed(seed)
         mask = None if options is None else options.get("reset_mask")
         core.reset(None if mask is None else np.flatnonzero(np.asarray(mask, dtype=bool)))
-        return core.last_obs.copy(), self._infos(core.task.copy(), core.drift_rows.copy())
+        return core.last_obs.copy(), self._vector_infos(core.task.copy(), core.drift_rows.copy())
 
     def step(
         self, actions: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         core: UserStreamCore = self.core  # type: ignore[assignment]
-        infos = self._infos(core.task.copy(), core.drift_rows.copy())
+        infos = self._vector_infos(core.task.copy(), core.drift_rows.copy())
         obs, rew, term, trunc, _, ended = core.step(actions)
         if ended:
             done = term | trunc

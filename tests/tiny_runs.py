@@ -25,13 +25,21 @@ TINY = [
     "progress_bar=false",
 ]
 
-# Two tasks of 1024 env steps each with a hard switch, small nets, 3 evaluations (0, 1024, 2048)
-# of 2 episodes per task: about 10 s per run, and a report still gets a curve per task and a
-# forgetting value. For studies of many runs (multiruns, tuning).
-TINY_STREAM = [
-    "stream.schedule=[{task:north,steps:1024},{task:southwest,steps:1024}]",
-    "stream.blur=0",
-    "stream.drift=[]",
+# What every finished run writes into its run directory.
+RUN_OUTPUTS = (
+    "metrics.json",
+    "success_matrix.csv",
+    "curves.png",
+    "matrix.png",
+    "model.zip",
+    "continual_state.pt",
+    "config.yaml",
+    "checkpoint.pt",
+)
+
+# A small agent (4 envs, 64-step rollouts, 32-32 nets) and a few evaluations of 2 episodes
+# every 1024 steps.
+SMALL_AGENT_AND_EVAL = [
     "n_envs=4",
     "agent.n_steps=64",
     "agent.batch_size=64",
@@ -41,8 +49,18 @@ TINY_STREAM = [
     "eval.eval_freq=1024",
     "eval.n_eval_episodes=2",
     "eval.n_envs=2",
-    "eval.stochastic=false",
     "progress_bar=false",
+]
+
+# Two tasks of 1024 env steps each with a hard switch, 3 evaluations (0, 1024, 2048): about
+# 10 s per run, and a report still gets a curve per task and a forgetting value. For studies
+# of many runs (multiruns, tuning).
+TINY_STREAM = [
+    "stream.schedule=[{task:north,steps:1024},{task:southwest,steps:1024}]",
+    "stream.blur=0",
+    "stream.drift=[]",
+    *SMALL_AGENT_AND_EVAL,
+    "eval.stochastic=false",
     "checkpoint_freq=100000",
 ]
 

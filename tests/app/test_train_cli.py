@@ -17,18 +17,7 @@ import torch
 from nan_injection import inject_at
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tiny_runs import REPO, TINY, assert_ok, run_train, train_cmd
-
-OUTPUTS = (
-    "metrics.json",
-    "success_matrix.csv",
-    "curves.png",
-    "matrix.png",
-    "model.zip",
-    "continual_state.pt",
-    "config.yaml",
-    "checkpoint.pt",
-)
+from tiny_runs import REPO, RUN_OUTPUTS, TINY, assert_ok, run_train, train_cmd
 
 
 def _tb(run_dir: Path) -> EventAccumulator:
@@ -44,7 +33,7 @@ def _payload(path: Path) -> dict:
 
 def test_tiny_run_writes_every_output_and_prints_table(tiny_run) -> None:
     run_dir, proc = tiny_run
-    for name in OUTPUTS:
+    for name in RUN_OUTPUTS:
         assert (run_dir / name).is_file(), name
     assert "continual metrics after 8,192 env steps" in proc.stdout
     assert "average" in proc.stdout

@@ -8,34 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tiny_runs import assert_ok, run_train
+from tiny_runs import RUN_OUTPUTS, SMALL_AGENT_AND_EVAL, assert_ok, run_train
 
-OUTPUTS = (
-    "metrics.json",
-    "success_matrix.csv",
-    "curves.png",
-    "matrix.png",
-    "model.zip",
-    "continual_state.pt",
-    "config.yaml",
-    "checkpoint.pt",
-)
 TINY_CARTPOLE = [
     "stream=cartpole_family",
     "stream.schedule.0.steps=1024",
     "stream.schedule.1.steps=1024",
     "stream.blur=512",
-    "n_envs=4",
-    "agent.n_steps=64",
-    "agent.batch_size=64",
-    "agent.n_epochs=2",
-    "agent.pi_layers=[32,32]",
-    "agent.vf_layers=[32,32]",
-    "eval.eval_freq=1024",
-    "eval.n_eval_episodes=2",
-    "eval.n_envs=2",
+    *SMALL_AGENT_AND_EVAL,
     "checkpoint_freq=1024",
-    "progress_bar=false",
 ]
 
 
@@ -43,7 +24,7 @@ def test_cartpole_family_writes_every_output_and_resumes(tmp_path: Path) -> None
     run_dir = tmp_path / "run"
     proc = run_train(run_dir, *TINY_CARTPOLE, "continual=si_boundary")
     assert_ok(proc)
-    for name in OUTPUTS:
+    for name in RUN_OUTPUTS:
         assert (run_dir / name).is_file(), name
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["run"]["stream"] == "cartpole_family" and m["run"]["method"] == "si_boundary"

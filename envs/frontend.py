@@ -77,6 +77,24 @@ class NavFrontEnd:
         """The task stream the envs follow."""
         return self.core.stream
 
+    @property
+    def drift_param_names(self) -> list[str]:
+        """Names of the drifted parameters, the columns of ``info["drift"]``."""
+        return self.core.drift_param_names
+
+    @property
+    def t(self) -> int:
+        """Stream time (global env-step count)."""
+        return self.core.t
+
+    def get_stream_state(self) -> dict[str, Any]:
+        """Picklable state (stream time, drift, generators, running episodes) for resuming."""
+        return self.core.get_state()  # type: ignore[attr-defined]
+
+    def set_stream_state(self, state: Mapping[str, Any]) -> None:
+        """Restore :meth:`get_stream_state`; stepping then continues exactly."""
+        self.core.set_state(state)  # type: ignore[attr-defined]
+
     def _stream_info(self) -> dict[str, Any]:
         """The info entries set by the stream at the current stream time, the same for all envs.
 

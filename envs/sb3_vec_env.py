@@ -67,25 +67,8 @@ class NavVecEnv(NavFrontEnd, VecEnv):
 
     # ------------------------------------------------------------------ extras
     @property
-    def drift_param_names(self) -> list[str]:
-        return self.core.drift_param_names
-
-    @property
     def world(self) -> WorldConfig:
         return self.core.world
-
-    @property
-    def t(self) -> int:
-        """Stream time (global env-step count)."""
-        return self.core.t
-
-    def get_stream_state(self) -> dict[str, Any]:
-        """Picklable state (stream time, drift, generators, running episodes) for resuming."""
-        return self.core.get_state()
-
-    def set_stream_state(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`get_stream_state`; stepping then continues exactly."""
-        self.core.set_state(state)
 
     # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> VecEnvObs:

@@ -56,23 +56,6 @@ class UserStreamVecEnv(NavFrontEnd, VecEnv):
         self._actions: np.ndarray | None = None
         self.reset_infos = [{} for _ in range(self.num_envs)]
 
-    @property
-    def drift_param_names(self) -> list[str]:
-        return self.core.drift_param_names
-
-    @property
-    def t(self) -> int:
-        """Stream time (global env-step count)."""
-        return self.core.t
-
-    def get_stream_state(self) -> dict[str, Any]:
-        """Picklable state (stream, generators, running episodes and their envs)."""
-        return self.core.get_state()  # type: ignore[attr-defined]
-
-    def set_stream_state(self, state: Mapping[str, Any]) -> None:
-        """Restore :meth:`get_stream_state`; stepping then continues exactly."""
-        self.core.set_state(state)  # type: ignore[attr-defined]
-
     # ------------------------------------------------------------------ VecEnv API
     def reset(self) -> VecEnvObs:
         core: UserStreamCore = self.core  # type: ignore[assignment]

@@ -17,7 +17,9 @@ def fmt_axis(v: float | str) -> str:
 
 
 def fmt_value(x: float) -> str:
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return "∞" if x == math.inf else f"{x:.3f}"
 
 
 def group_label(method: str, setting: str) -> str:

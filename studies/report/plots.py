@@ -36,10 +36,13 @@ def plot_methods(summary, path: Path, metrics: Sequence[str], names: dict[str, s
     colors = [method_colors[m] for m in summary["method"]]
     for ax, m in zip(axes[0], shown, strict=False):
         mean = summary[m].to_numpy(float)
-        err = np.vstack(
-            [mean - summary[f"{m}_lo"].to_numpy(float), summary[f"{m}_hi"].to_numpy(float) - mean]
-        )
-        ax.bar(x, mean, yerr=np.nan_to_num(err), color=colors, capsize=3)
+        lo, hi = summary[f"{m}_lo"].to_numpy(float), summary[f"{m}_hi"].to_numpy(float)
+        # An infinite value (a relearn cost whose task was never learned) has no bar, and an
+        # infinite interval end no whisker.
+        with np.errstate(invalid="ignore"):
+            err = np.vstack([mean - lo, hi - mean])
+        err[~np.isfinite(err)] = 0.0
+        ax.bar(x, np.where(np.isfinite(mean), mean, np.nan), yerr=err, color=colors, capsize=3)
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=8)
         ax.set_title(names.get(m, m))
         ax.axhline(0.0, color="k", lw=0.5)

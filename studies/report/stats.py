@@ -36,24 +36,33 @@ METRIC_NAMES: dict[str, str] = {
     "median_relearn_cost": "relearn cost (median)",
 }
 
+#: Metrics summarised over seeds by their median rather than their mean: a run's relearn cost
+#: is infinite when its median task was never learned, and a mean would be infinite too.
+MEDIAN_METRICS: frozenset[str] = frozenset({"median_relearn_cost"})
+
 
 def bootstrap_ci(
     values: Sequence[float] | np.ndarray,
     confidence: float = 0.9,
     n_boot: int = 2000,
     seed: int = 0,
+    statistic: str = "mean",
 ) -> tuple[float, float, float]:
-    """Mean of ``values`` over axis 0 and a percentile-bootstrap interval of that mean.
+    """A statistic of ``values`` over axis 0 and a percentile-bootstrap interval of it.
 
     :param values: shape (n,) or (n, T): n independent runs (seeds), optionally a curve each.
     :param confidence: interval mass in (0, 1), e.g. 0.9 for a 90% interval.
     :param n_boot: number of resamples.
     :param seed: resampling seed, so that reports are reproducible.
+    :param statistic: ``"mean"`` or ``"median"`` (1-D only; infinite values allowed: the
+        interval ends are resampled medians, never interpolated).
 
-    :return: (mean, low, high), floats for 1-D input, arrays of shape (T,) for 2-D input. NaNs in a
-        1-D input are dropped; an empty input gives NaNs. With one value the interval is that
-        value.
+    :return: (statistic, low, high), floats for 1-D input, arrays of shape (T,) for 2-D input.
+        NaNs in a 1-D input are dropped; an empty input gives NaNs. With one value the interval
+        is that value.
     """
+    if statistic not in ("mean", "median"):
+        raise ValueError(f"statistic must be 'mean' or 'median', got {statistic!r}")
     if not 0.0 < confidence < 1.0:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if n_boot < 1:
@@ -65,6 +74,17 @@ def bootstrap_ci(
     if n == 0:
         nan = math.nan if x.ndim == 1 else np.full(x.shape[1:], np.nan)
         return nan, nan, nan  # type: ignore[return-value]
+    if statistic == "median":
+        if x.ndim != 1:
+            raise ValueError("statistic='median' takes 1-D values")
+        mid = float(np.median(x))
+        if n == 1:
+            return mid, mid, mid
+        rng = np.random.default_rng(seed)
+        boot = np.median(x[rng.integers(0, n, size=(n_boot, n))], axis=1)
+        alpha = (1.0 - confidence) / 2.0
+        lo, hi = np.quantile(boot, [alpha, 1.0 - alpha], method="inverted_cdf")
+        return mid, float(lo), float(hi)
     mean = x.mean(axis=0)
     if n == 1:
         lo = hi = mean
@@ -97,7 +117,8 @@ def summarize_groups(
     confidence: float = 0.9,
     n_boot: int = 2000,
 ):
-    """One row per (method, setting): seeds, and per metric mean, ``<m>_lo`` and ``<m>_hi``.
+    """One row per (method, setting): seeds, and per metric the mean over seeds (the median
+    for :data:`MEDIAN_METRICS`), ``<m>_lo`` and ``<m>_hi``.
 
     Returns a pandas DataFrame sorted by method, then strength (ascending; groups without one
     last), then the first metric (descending).
@@ -116,7 +137,8 @@ def summarize_groups(
         }
         for m in metrics:
             vals = [r.metrics.get(m, math.nan) for r in group]
-            mean, lo, hi = bootstrap_ci(vals, confidence, n_boot)
+            statistic = "median" if m in MEDIAN_METRICS else "mean"
+            mean, lo, hi = bootstrap_ci(vals, confidence, n_boot, statistic=statistic)
             row[m], row[f"{m}_lo"], row[f"{m}_hi"] = mean, lo, hi
         rows.append(row)
     df = pd.DataFrame(rows)

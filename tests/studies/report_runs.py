@@ -28,6 +28,7 @@ def write_run(
     run_extra: dict[str, Any] | None = None,
     stream: dict[str, Any] | None = None,
     with_run_block: bool = True,
+    record_extra: dict[str, Any] | None = None,
 ) -> Path:
     """A finished run folder: metrics.json, .hydra/overrides.yaml and optionally config.yaml.
 
@@ -39,6 +40,7 @@ def write_run(
     :param stream: the record's ``stream`` block; default none (a run recorded without it).
     :param with_run_block: False: a record without ``run`` (the report falls back to Hydra's
         files).
+    :param record_extra: further top-level keys of the record, e.g. ``relearn``.
     """
     d.mkdir(parents=True, exist_ok=True)
     ovr = [f"continual={method}", f"seed={seed}", *overrides]
@@ -64,6 +66,7 @@ def write_run(
     )
     if stream is not None:
         data["stream"] = stream
+    data.update(record_extra or {})
     (d / "metrics.json").write_text(json.dumps(data))
     (d / ".hydra").mkdir(exist_ok=True)
     (d / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(ovr))

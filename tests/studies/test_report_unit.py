@@ -50,6 +50,47 @@ def test_bootstrap_ci_brackets_the_mean_and_is_reproducible() -> None:
         rep.bootstrap_ci(vals, 1.5)
 
 
+def test_bootstrap_median_takes_infinite_values_without_interpolating() -> None:
+    assert rep.bootstrap_ci([1.0, 2.0, math.inf], 0.9, statistic="median")[0] == 2.0
+    mid, lo, hi = rep.bootstrap_ci([1.0, math.inf, math.inf], 0.9, statistic="median")
+    assert (mid, lo, hi) == (math.inf, 1.0, math.inf)
+    with pytest.raises(ValueError, match="statistic"):
+        rep.bootstrap_ci([1.0], 0.9, statistic="mode")
+
+
+def relearn_block(median: float | None) -> dict:
+    return {"median_relearn_cost": median, "relearn": {"median_cost": median}}
+
+
+def test_a_run_whose_median_task_was_never_learned_counts_as_infinitely_costly(
+    tmp_path: Path,
+) -> None:
+    for seed, median in enumerate([1.5, 2.0, None]):
+        write_run(tmp_path / f"a{seed}", "si", seed, 0.9, record_extra=relearn_block(median))
+    for seed in range(2):
+        write_run(tmp_path / f"b{seed}", "ft", seed, 0.1, record_extra=relearn_block(None))
+    write_run(tmp_path / "c0", "old", 0, 0.5)  # recorded before the relearn cost existed
+    runs = rep.load_runs([tmp_path]).runs
+    assert sorted(r.metrics.get("median_relearn_cost", -1.0) for r in runs) == [
+        -1.0,
+        1.5,
+        2.0,
+        math.inf,
+        math.inf,
+        math.inf,
+    ]
+    summary = rep.summarize_groups(runs, ["median_relearn_cost"]).set_index("method")
+    # the median over the three seeds, the unlearned one included
+    assert summary.loc["si", "median_relearn_cost"] == 2.0
+    assert summary.loc["si", "median_relearn_cost_hi"] == math.inf
+    assert summary.loc["ft", "median_relearn_cost"] == math.inf
+    assert math.isnan(summary.loc["old", "median_relearn_cost"])
+    out = rep.write_report([tmp_path], tmp_path / "report")
+    table = (tmp_path / "report" / "report.md").read_text()
+    assert "| si |  | 3 | 0.900 | 0.000 |" in table and "2.000 [1.500, ∞]" in table
+    assert out.plots["methods"].read_bytes().startswith(PNG_MAGIC)
+
+
 def test_success_minus_forgetting() -> None:
     assert rep.success_minus_forgetting(
         {"average_performance": 0.7, "average_forgetting": 0.2}

@@ -102,7 +102,7 @@ def continual_callback(cfg: DictConfig) -> ContinualCallback:
     name, target, signal = (node.pop(k) for k in ("name", "adaptive_target", "adaptive_signal"))
     try:
         if target is not None:
-            node["addons"] = [AdaptiveStrength(target, signal=signal)]
+            node["addons"] = [*(node.get("addons") or []), AdaptiveStrength(target, signal=signal)]
         return instantiate(node, seed=cfg.seed, _convert_="all")
     except InstantiationException as exc:
         raise ValueError(f"continual ({name}): {exc.__cause__ or exc}") from None

@@ -74,6 +74,7 @@ class ContinualConfig:
     keep_top: float | None = None
     exclude: list[str] | None = None
     storage_dtype: str | None = None
+    addons: Any = None  # regulariser add-ons (``_target_`` nodes), e.g. continual.experimental's
     # Experimental (continual.experimental.AdaptiveStrength): c adapts so that the signal
     # "gradient_ratio" or "drift" meets this target; null: fixed c.
     adaptive_target: float | None = None

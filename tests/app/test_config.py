@@ -67,6 +67,17 @@ def test_default_config_is_the_quick_si_keep_run() -> None:
     assert len(spec.task_names) >= 3 and spec.blur > 0 and spec.drift
 
 
+def test_addons_from_the_config_join_the_adaptive_strength() -> None:
+    overrides = [
+        "continual.addons=[{_target_:continual.experimental.DriftDiagnostic}]",
+        "continual.adaptive_target=0.2",
+    ]
+    with initialize_config_dir(str(REPO / "configs"), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    addons = train.continual_callback(cfg).consolidation.regulariser_kwargs["addons"]
+    assert [type(a).__name__ for a in addons] == ["DriftDiagnostic", "AdaptiveStrength"]
+
+
 def test_run_entry_point_reports_every_evaluation(tmp_path: Path) -> None:
     """``train.run`` is the programmatic entry (used by studies.tune): no HydraConfig needed."""
     overrides = [

@@ -13,7 +13,13 @@ import numpy as np
 
 from studies.report.detector import DETECTOR_COLUMNS, DetectorResult, detector_quality
 from studies.report.labels import fmt_axis, fmt_value, group_label
-from studies.report.plots import plot_group_curves, plot_heatmaps, plot_methods, plot_sensitivity
+from studies.report.plots import (
+    plot_detector,
+    plot_group_curves,
+    plot_heatmaps,
+    plot_methods,
+    plot_sensitivity,
+)
 from studies.report.records import METRICS_FILE, load_runs
 from studies.report.stats import (
     DEFAULT_METRICS,
@@ -289,7 +295,12 @@ def write_report(
             "",
         ]
         if len(detector.table):
-            md.append(detector_markdown(detector.table))
+            plots["detector"] = plot_detector(detector.table, out / "detector.png")
+            md += [
+                detector_markdown(detector.table),
+                "",
+                f"![detector against its targets]({plots['detector'].name})",
+            ]
         else:
             md.append("No run could be scored.")
         md += [f"- not scored: `{p}`: {why}" for p, why in detector.skipped]

@@ -566,6 +566,8 @@ def test_report_writes_the_detector_table(tmp_path: Path) -> None:
         "7680 [7168, 8192] |"
     ) in md
     assert "- not scored: `" in md and "no TensorBoard files" in md
+    assert "![detector against its targets](detector.png)" in md
+    assert r.plots["detector"].read_bytes().startswith(PNG_MAGIC)
     # the CLI chooses the triggers; none at all drops the section
     assert (
         report_main(

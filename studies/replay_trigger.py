@@ -41,8 +41,8 @@ from studies.report import (
 
 
 def task_free_runs(roots: Sequence[str]) -> list[tuple[Path, dict[str, Any]]]:
-    """Run directories under ``roots`` whose config uses the plateau trigger on a stream with
-    switches, with their configs."""
+    """Run directories under ``roots`` whose config uses the plateau trigger, with their
+    configs (on a joint stream every shift is false)."""
     found = []
     for root in roots:
         for config_file in sorted(Path(root).rglob("config.yaml")):
@@ -50,8 +50,7 @@ def task_free_runs(roots: Sequence[str]) -> list[tuple[Path, dict[str, Any]]]:
             if run_dir.name == ".hydra":
                 continue
             config = run_config(run_dir) or {}
-            continual, stream = config.get("continual") or {}, config.get("stream") or {}
-            if continual.get("trigger") == "plateau" and not stream.get("joint"):
+            if (config.get("continual") or {}).get("trigger") == "plateau":
                 found.append((run_dir, config))
     return found
 

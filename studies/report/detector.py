@@ -82,11 +82,10 @@ def stream_truth(stream: Mapping[str, Any], end: float | None = None) -> StreamT
 
     :param stream: the block: ``boundaries`` (env steps), ``blur``, ``joint``, ``windows``.
     :param end: env steps the run trained for; default the end of the last training window.
-        Switches at or after ``end`` are dropped.
-    :raises ValueError: the stream is joint (no switches) or the block is unreadable.
+        Switches at or after ``end`` are dropped. A joint stream has no switch, so every shift
+        on it is false.
+    :raises ValueError: the block is unreadable.
     """
-    if stream.get("joint"):
-        raise ValueError("joint stream: no task switches to detect")
     try:
         switches = np.array([float(b) for b in stream["boundaries"]], dtype=float)
         blur = float(stream.get("blur") or 0.0)
@@ -107,12 +106,10 @@ def config_stream_truth(config: dict[str, Any], end: float | None = None) -> Str
     :param config: the run's config (``stream.schedule`` as ``{task, steps}`` entries or
         ``[task, steps]`` pairs, ``stream.blur``, optional ``stream.joint``, ``total_steps``).
     :param end: env steps the run trained for; default ``total_steps``, else the schedule's
-        sum. Switches at or after ``end`` are dropped.
-    :raises ValueError: the stream is joint (no switches) or its schedule is unreadable.
+        sum. Switches at or after ``end`` are dropped. A joint stream has none.
+    :raises ValueError: its schedule is unreadable.
     """
     stream = config.get("stream") or {}
-    if stream.get("joint"):
-        raise ValueError("joint stream: no task switches to detect")
     phases: list[tuple[Any, float]] = []
     try:
         for entry in stream.get("schedule") or []:
@@ -131,6 +128,8 @@ def config_stream_truth(config: dict[str, Any], end: float | None = None) -> Str
     if end is None:
         end = as_float(config.get("total_steps"))
         end = total if math.isnan(end) else end
+    if stream.get("joint"):
+        return _truth(np.array([]), 0.0, end)
     starts = np.cumsum([0.0] + [d for _, d in phases])[:-1]
     return _truth(starts[1:], float(stream.get("blur") or 0.0), end)
 
@@ -210,7 +209,8 @@ def detector_quality(
     to the env steps it trained for (:func:`stream_truth` of its record; records without the
     ``stream`` block: :func:`config_stream_truth` of its config), with the events of
     :func:`read_events`. Runs without a config are not candidates; candidates that
-    cannot be scored (no events, a joint stream) are listed in ``skipped``.
+    cannot be scored (no events) are listed in ``skipped``. A run on a joint stream is scored
+    for its false shifts alone: it has no switch to detect.
 
     Per run the lags are the median over its switches that had the event. The table gives,
     per (method, setting), the median and range (min, max) over runs of each quantity, so a

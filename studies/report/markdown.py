@@ -288,7 +288,8 @@ def write_report(
             "blur window, b). Per switch, the window is [b - blur/2, b - blur/2 + phase "
             "length): *shift lag* = first detected shift in it - b (missed: none; negative: "
             "detected within the blur), *consolidation lag* = first consolidation in it - b. "
-            "*False shifts* (per run): every shift that is not the first in a switch's window. "
+            "*False shifts* (per run): every shift that is not the first in a switch's window "
+            "(on a joint stream, which has no switch: every shift). "
             "Lags are per "
             "run the median over its switches; cells: median over runs [min, max]. Lags in "
             "env steps.",

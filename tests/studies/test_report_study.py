@@ -364,9 +364,14 @@ def test_stream_truth_from_config() -> None:
     cfg["stream"]["schedule"] = [["a", 100], ["b", 100]]
     cfg["total_steps"] = 150
     assert rep.config_stream_truth(cfg).end == 150
+    # a joint stream has no switch: every shift on it is false
     cfg["stream"]["joint"] = True
-    with pytest.raises(ValueError, match="joint stream"):
-        rep.config_stream_truth(cfg)
+    truth = rep.config_stream_truth(cfg)
+    assert truth.boundaries.size == 0 and truth.n_phases == 1 and truth.end == 150
+    score = rep.score_detector(
+        rep.RunEvents(np.array([40.0]), np.array([60.0, 90.0]), source="test"), truth
+    )
+    assert score.false_shifts == 2 and math.isnan(score.detected)
     with pytest.raises(ValueError, match=r"stream\.schedule: missing"):
         rep.config_stream_truth({"stream": {}})
 
@@ -380,8 +385,8 @@ def test_stream_truth_from_the_record() -> None:
     # the run's end cuts the stream
     truth = rep.stream_truth(stream, end=50000)
     assert truth.boundaries.tolist() == [32768] and truth.phase_lengths.tolist() == [50000 - 32768]
-    with pytest.raises(ValueError, match="joint stream"):
-        rep.stream_truth({**stream, "boundaries": [], "joint": True})
+    joint = rep.stream_truth({**stream, "boundaries": [], "joint": True}, end=1000)
+    assert joint.boundaries.size == 0 and joint.end == 1000
     with pytest.raises(ValueError, match="unreadable record block"):
         rep.stream_truth({"blur": 0})
 

@@ -354,7 +354,6 @@ def run(
         "num_timesteps": int(model.num_timesteps),
         "consolidations": int(cont.n_consolidations),
         "shifts": int(cont.n_shifts),
-        "state_bytes": 0 if cont.regulariser is None else int(cont.regulariser.state_bytes()),
     }
     success = evaluator.matrix("success").tolist()
     record = build_record(run_info, success, metrics, stream_info(spec, cfg.stream.joint))

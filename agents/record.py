@@ -66,9 +66,6 @@ class RunInfo(TypedDict):
     """Env steps trained."""
     consolidations: int
     shifts: int
-    state_bytes: int
-    """Bytes of the regulariser's parameter-sized buffers at the end (0 without one): constant
-    in the number of consolidations."""
 
 
 class TaskMetrics(TypedDict):

@@ -32,7 +32,6 @@ def run_info(**kw: object) -> RunInfo:
         "total_steps": 2048,
         "num_timesteps": 2048,
         "consolidations": 1,
-        "state_bytes": 0,
         "shifts": 1,
     }
     info.update(kw)  # type: ignore[typeddict-item]

@@ -264,6 +264,7 @@ def run(
         hparams=flat_hparams(cfg),
         reference_auc=reference_auc,
         scratch_steps=scratch_steps,
+        visits=spec.visits(),
         on_eval=on_eval,
     )
     if payload is None:

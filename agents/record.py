@@ -15,7 +15,7 @@ import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
 
 from continual.io import atomic_write_bytes
 
@@ -79,6 +79,18 @@ class TaskMetrics(TypedDict):
     forward_transfer: float | None
 
 
+class RevisitInfo(TypedDict):
+    """One later visit of a task in the ``relearn`` block."""
+
+    task: str
+    start: int
+    """Env step at which the visit starts."""
+    steps_to_threshold: float | None
+    """Env steps from its start to the threshold; ``None``: not reached in the visit."""
+    cost: float | None
+    """``steps_to_threshold`` over the steps from scratch: 0 for a task that was kept."""
+
+
 class RelearnInfo(TypedDict):
     """The ``relearn`` block: plasticity as a cost (:func:`continual.metrics.relearn`)."""
 
@@ -94,6 +106,10 @@ class RelearnInfo(TypedDict):
     unlearned: list[str]
     median_cost: float | None
     """Over the tasks after the first, an unlearned task counting as infinitely costly."""
+    revisits: NotRequired[list[RevisitInfo]]
+    """Every later visit of a task, in order; absent in records written before it was measured."""
+    median_revisit_cost: NotRequired[float | None]
+    """Median revisit cost, an unreached one counting as infinite; ``None`` without revisits."""
 
 
 class StreamInfo(TypedDict):

@@ -251,38 +251,72 @@ def relearn(
     task_names: Sequence[str],
     threshold: float = 0.8,
     scratch_steps: Mapping[str, float] | None = None,
+    visits: Sequence[tuple[str, float, float]] | None = None,
 ) -> dict[str, Any]:
-    """The relearn cost of each task: :func:`steps_to_threshold` divided by the steps from
-    scratch, as a JSON-ready dict.
+    """The relearn cost of each task: :func:`steps_to_threshold` in the window of its first
+    visit, divided by the steps from scratch, as a JSON-ready dict; and the cost of each revisit.
 
     The steps from scratch come from ``scratch_steps`` (task name -> steps, e.g. the
-    ``steps_to_threshold`` of single-task runs); without it, from the task trained first in
-    this run (the earliest window), which starts from scratch, for every task. A task that
-    never reaches the threshold in its window has no cost and is listed in ``unlearned``; the
-    median over the tasks after the first counts it as infinitely costly (``None`` when the
-    median falls on one).
+    ``steps_to_threshold`` of single-task runs); without it, from the first visit of the stream,
+    which starts from scratch, for every task. A task that never reaches the threshold in its
+    first visit has no cost and is listed in ``unlearned``; the median over the tasks after the
+    first counts it as infinitely costly (``None`` when the median falls on one). A revisit
+    costs the steps from its start to the threshold over the same steps from scratch: 0 for a
+    task that was kept, about 1 for one re-learned as if new.
 
     Keys: ``threshold``, ``scratch`` (``"reference"`` or the first task's name),
-    ``steps_to_threshold`` and ``cost`` (per task name), ``cost_by_position`` (tasks in the
-    order of their windows), ``unlearned`` and ``median_cost``.
-    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2).
+    ``steps_to_threshold`` and ``cost`` (per task name, first visits), ``cost_by_position``
+    (tasks in the order of their first visits), ``unlearned``, ``median_cost``, ``revisits``
+    (per later visit: ``task``, ``start``, ``steps_to_threshold``, ``cost``) and
+    ``median_revisit_cost`` (``None`` without revisits or when its median is infinite).
+    Shapes: ``S`` (n_evals, n_tasks), ``eval_steps`` (n_evals,), ``windows`` (n_tasks, 2): the
+    tasks' windows, used as their only visits when ``visits`` is ``None``. ``visits``: the
+    stream's single-task phases in order, ``(task name, start, end)``
+    (:meth:`envs.StreamSpec.visits`).
     """
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"threshold must be in (0, 1], got {threshold}")
     names = list(task_names)
     w = _windows(windows, len(names))
-    steps = steps_to_threshold(S, eval_steps, w, threshold)
-    order = sorted(range(len(names)), key=lambda k: (w[k, 0], k))
+    if visits is None:
+        visits = [
+            (names[k], w[k, 0], w[k, 1])
+            for k in sorted(range(len(names)), key=lambda k: (w[k, 0], k))
+        ]
+    unknown = sorted({t for t, _, _ in visits} - set(names))
+    if unknown:
+        raise ValueError(f"visits name tasks {unknown} that are not in task_names {names}")
+    first: dict[str, tuple[float, float]] = {}
+    later: list[tuple[str, float, float]] = []
+    for task, a, b in visits:
+        if task in first:
+            later.append((task, float(a), float(b)))
+        else:
+            first[task] = (float(a), float(b))
+    order = [names.index(t) for t in first]
+    # A task no visit draws alone (a mixture phase) has an empty window: never "learned".
+    w_first = np.array([first.get(n, (np.nan, np.nan)) for n in names], dtype=float)
+    steps = np.full(len(names), np.nan)
+    if order:
+        steps[order] = steps_to_threshold(S[:, order], eval_steps, w_first[order], threshold)
     if scratch_steps is not None:
         scratch = np.array([float(scratch_steps.get(n, np.nan)) for n in names])
         source = "reference"
     else:
-        scratch = np.full(len(names), steps[order[0]])
-        source = names[order[0]]
+        scratch = np.full(len(names), steps[order[0]] if order else np.nan)
+        source = names[order[0]] if order else ""
     with np.errstate(divide="ignore", invalid="ignore"):
         cost = np.where(scratch > 0, steps / scratch, np.nan)
-    later = [cost[k] if not np.isnan(steps[k]) else np.inf for k in order[1:]]
-    median = float(np.median(later)) if later else np.nan
+    after_first = [cost[k] if not np.isnan(steps[k]) else np.inf for k in order[1:]]
+    median = float(np.median(after_first)) if after_first else np.nan
+    revisits = []
+    for task, a, b in later:
+        k = names.index(task)
+        got = float(steps_to_threshold(S[:, [k]], eval_steps, [(a, b)], threshold)[0])
+        c = got / scratch[k] if scratch[k] > 0 else np.nan
+        revisits.append((task, a, got, c))
+    revisit_costs = [c if not np.isnan(got) else np.inf for _, _, got, c in revisits]
+    median_revisit = float(np.median(revisit_costs)) if revisit_costs else np.nan
     return {
         "threshold": float(threshold),
         "scratch": source,
@@ -291,4 +325,14 @@ def relearn(
         "cost_by_position": [_nan_to_none(float(cost[k])) for k in order],
         "unlearned": [names[k] for k in order if np.isnan(steps[k])],
         "median_cost": None if not np.isfinite(median) else median,
+        "revisits": [
+            {
+                "task": t,
+                "start": int(a),
+                "steps_to_threshold": _nan_to_none(got),
+                "cost": _nan_to_none(float(c)),
+            }
+            for t, a, got, c in revisits
+        ],
+        "median_revisit_cost": None if not np.isfinite(median_revisit) else median_revisit,
     }

@@ -206,6 +206,25 @@ class StreamSpec:
             t += steps
         return [last[n] for n in self.task_names]
 
+    def visits(self) -> list[tuple[str, int, int]]:
+        """The single-task phases in order, consecutive phases of one task merged: each visit of
+        a task, the window ``[start, end)`` in which it is learned (first visit) or re-learned.
+
+        A mixture phase is no visit, so :meth:`joint` has none.
+
+        :return: one ``(task name, start, end)`` triple per visit, env steps.
+        """
+        out: list[tuple[str, int, int]] = []
+        t = 0
+        for task, steps in self.schedule:
+            if isinstance(task, str):
+                if out and out[-1][0] == task and out[-1][2] == t:
+                    out[-1] = (task, out[-1][1], t + steps)
+                else:
+                    out.append((task, t, t + steps))
+            t += steps
+        return out
+
     def boundaries(self) -> list[int]:
         """Env steps of the task switches: the ends of the phases whose next phase draws other
         tasks (consecutive phases of one task are one phase). Each switch is the middle of its

@@ -145,6 +145,10 @@ class ContinualEvalCallback(BaseCallback):
         ``relearn_threshold``, the denominator of the relearn cost; ``None``: the steps of the
         task trained first (:func:`continual.metrics.relearn`).
     :param relearn_threshold: the success rate in (0, 1] that counts as learned.
+    :param visits: the stream's single-task phases in order, ``(task name, start, end)`` in env
+        steps (:meth:`envs.StreamSpec.visits`): a task's relearn cost is measured in its first
+        visit, and every later visit gets a revisit cost. Default: ``task_windows``, each task
+        visited once.
     :param on_eval: called after every evaluation with ``(env steps, scalars)``, the scalars
         being the ``eval/*`` values just logged (e.g. for pruning a tuning trial; an exception
         it raises stops training).
@@ -165,6 +169,7 @@ class ContinualEvalCallback(BaseCallback):
         reference_auc: Mapping[str, float] | None = None,
         scratch_steps: Mapping[str, float] | None = None,
         relearn_threshold: float = 0.8,
+        visits: Sequence[tuple[str, int, int]] | None = None,
         on_eval: Callable[[int, dict[str, float]], None] | None = None,
         verbose: int = 0,
     ) -> None:
@@ -199,6 +204,7 @@ class ContinualEvalCallback(BaseCallback):
             raise ValueError(f"relearn_threshold={relearn_threshold} must be in (0, 1]")
         self.scratch_steps = dict(scratch_steps) if scratch_steps is not None else None
         self.relearn_threshold = float(relearn_threshold)
+        self.visits = None if visits is None else [(str(t), int(a), int(b)) for t, a, b in visits]
         self.on_eval = on_eval
         self.eval_steps: list[int] = []
         self._rows: dict[str, list[list[float]]] = {m: [] for m in MATRICES}
@@ -246,6 +252,7 @@ class ContinualEvalCallback(BaseCallback):
             self.task_names,
             self.relearn_threshold,
             self.scratch_steps,
+            self.visits,
         )
         out["median_relearn_cost"] = cost["median_cost"]
         out["relearn"] = cost

@@ -176,7 +176,12 @@ def write_report(
     if metrics is None:
         metrics = [
             m
-            for m in [*DEFAULT_METRICS, "median_relearn_cost", "forward_transfer"]
+            for m in [
+                *DEFAULT_METRICS,
+                "median_relearn_cost",
+                "median_revisit_cost",
+                "forward_transfer",
+            ]
             if m == "average_performance"
             or any(not math.isnan(r.metrics.get(m, math.nan)) for r in runs)
         ]

@@ -260,10 +260,15 @@ def load_run(path: str | Path) -> RunRecord:
         for key, value in source.items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 metrics[key] = float(value)
-    if isinstance(data.get("relearn"), dict) and "median_relearn_cost" not in metrics:
-        # The median falls on a task never learned in its window: the cost is unbounded, and
+    relearn = data.get("relearn")
+    if isinstance(relearn, dict):
+        # A median that falls on a task never (re-)learned in its window is unbounded, and
         # leaving the run out would flatter its method.
-        metrics["median_relearn_cost"] = math.inf
+        if "median_relearn_cost" not in metrics:
+            metrics["median_relearn_cost"] = math.inf
+        if relearn.get("revisits"):
+            cost = relearn.get("median_revisit_cost")
+            metrics["median_revisit_cost"] = math.inf if cost is None else float(cost)
     if "average_forgetting" not in metrics and "forgetting" in metrics:
         metrics["average_forgetting"] = metrics["forgetting"]
     if "average_performance" not in metrics and success.size:

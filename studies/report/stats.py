@@ -34,11 +34,12 @@ METRIC_NAMES: dict[str, str] = {
     "success_minus_forgetting": "success - forgetting",
     "average_auc": "AUC",
     "median_relearn_cost": "relearn cost (median)",
+    "median_revisit_cost": "revisit cost (median)",
 }
 
 #: Metrics summarised over seeds by their median rather than their mean: a run's relearn cost
 #: is infinite when its median task was never learned, and a mean would be infinite too.
-MEDIAN_METRICS: frozenset[str] = frozenset({"median_relearn_cost"})
+MEDIAN_METRICS: frozenset[str] = frozenset({"median_relearn_cost", "median_revisit_cost"})
 
 
 def bootstrap_ci(

@@ -175,3 +175,32 @@ def test_an_unlearned_task_counts_as_infinitely_costly_in_the_median() -> None:
     assert relearn(S, steps, windows, ["a", "b", "c"])["median_cost"] == 3.0
     with pytest.raises(ValueError, match="threshold"):
         relearn(S, steps, windows, ["a", "b", "c"], threshold=0.0)
+
+
+def test_a_revisit_costs_its_steps_to_the_threshold_and_a_kept_task_costs_nothing() -> None:
+    """A B A B: the first visits give the relearn cost, the later ones the revisit cost."""
+    steps = np.arange(0, 170, 10)
+    S = np.zeros((len(steps), 2))
+    S[2:, 0] = 1.0  # a: 20 steps from scratch in [0, 40), kept through its revisit [80, 120)
+    S[6:, 1] = 1.0  # b: 20 steps into [40, 80): cost 1
+    S[12:, 1] = 0.0  # b forgotten during a's revisit, ...
+    S[15:, 1] = 1.0  # ... re-learned 30 steps into its revisit [120, 160): cost 1.5
+    visits = [("a", 0, 40), ("b", 40, 80), ("a", 80, 120), ("b", 120, 160)]
+    r = relearn(S, steps, [(80, 120), (120, 160)], ["a", "b"], visits=visits)
+    assert r["steps_to_threshold"] == {"a": 20.0, "b": 20.0}
+    assert r["cost"] == {"a": 1.0, "b": 1.0} and r["median_cost"] == 1.0
+    assert [(v["task"], v["start"], v["steps_to_threshold"]) for v in r["revisits"]] == [
+        ("a", 80, 0.0),
+        ("b", 120, 30.0),
+    ]
+    assert [v["cost"] for v in r["revisits"]] == [0.0, 1.5]
+    assert r["median_revisit_cost"] == 0.75
+    S[15:, 1] = 0.0  # b never re-learned: its revisit counts as infinitely costly
+    r = relearn(S, steps, [(80, 120), (120, 160)], ["a", "b"], visits=visits)
+    assert r["revisits"][1]["cost"] is None and r["median_revisit_cost"] is None
+    first_windows = [(0, 40), (40, 80)]
+    without = relearn(S, steps, first_windows, ["a", "b"])
+    assert without["revisits"] == [] and without["median_revisit_cost"] is None
+    assert without["cost"] == r["cost"]
+    with pytest.raises(ValueError, match="not in task_names"):
+        relearn(S, steps, first_windows, ["a", "b"], visits=[("c", 0, 10)])

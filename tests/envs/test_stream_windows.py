@@ -1,5 +1,5 @@
-"""StreamSpec.windows() and boundaries(): the training windows and task switches that train.py
-evaluates against and records in metrics.json."""
+"""StreamSpec.windows(), visits() and boundaries(): the training windows, visits and task
+switches that train.py evaluates against and records in metrics.json."""
 
 from __future__ import annotations
 
@@ -27,18 +27,21 @@ def test_a_revisited_task_has_its_last_window() -> None:
     assert spec.task_names == ["north", "south"]
     assert spec.windows() == [(300, 600), (100, 300)]
     assert spec.boundaries() == [100, 300]
+    assert spec.visits() == [("north", 0, 100), ("south", 100, 300), ("north", 300, 600)]
 
 
 def test_consecutive_phases_of_one_task_are_one_phase() -> None:
     spec = StreamSpec(schedule=[("north", 100), ("north", 100), ("south", 100)])
     assert spec.boundaries() == [200]
     assert spec.windows() == [(100, 200), (200, 300)]  # the last phase that draws it
+    assert spec.visits() == [("north", 0, 200), ("south", 200, 300)]
 
 
 def test_joint_every_task_trains_throughout() -> None:
     spec = StreamSpec.joint(["north", "south", "east"], 3000)
     assert spec.windows() == [(0, 3000)] * 3
     assert spec.boundaries() == []
+    assert spec.visits() == []  # a mixture phase is nobody's visit
 
 
 def test_single_phase_has_no_switch() -> None:

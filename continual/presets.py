@@ -54,7 +54,11 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             SI,
             c=10.0,
             options={"normalize": "mean", "keep_top": 0.5},
-            summary="SI keeping the larger half of each importance estimate, recommended",
+            # The value network carries its own importance at 1/100 of the policy's strength:
+            # the weight that measured best on both study streams (docs/study/critic.md).
+            select={"actor": 1.0, "critic": 0.01},
+            summary="SI on the policy and value networks, keeping the larger half of each "
+            "importance estimate, recommended",
         ),
         "si_paper": Method(
             SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli 2017"

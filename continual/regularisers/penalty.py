@@ -357,6 +357,7 @@ class QuadraticRegulariser:
             "kind": self.kind,
             "names": list(self.names),
             "groups": list(self.group_names),
+            "group_weights": list(self.group_weights),
             "tensors": {
                 key: {n: t.detach().clone() for n, t in zip(self.names, ts, strict=True)}
                 for key, ts in self._saved_buffers().items()

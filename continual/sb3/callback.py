@@ -21,6 +21,7 @@ from stable_baselines3.common.callbacks import CallbackList
 from continual.io import atomic_write
 from continual.presets import DEFAULT_METHOD, Method, get_method
 from continual.regularisers import QuadraticRegulariser
+from continual.regularisers.selection import resolve_groups
 from continual.sb3.consolidation import ConsolidationCallback, RegulariserFactory
 from continual.sb3.detector import TaskShiftDetector
 from continual.sb3.shift_actions import ResetExploration, ShiftAction
@@ -85,7 +86,10 @@ class ContinualCallback(CallbackList):
     :param select: which parameters carry importance: a group of
         :data:`~continual.regularisers.PARAMETER_GROUPS` (``"actor"``, ``"critic"``, ``"all"``,
         ...), name patterns, or ``{group: weight}`` for separate strengths, e.g.
-        ``{"actor": 1.0, "critic": 0.1}``; ``None``: the method's (``"actor"``).
+        ``{"actor": 1.0, "critic": 0.1}``; ``None``: the method's (for ``"si"``,
+        ``{"actor": 1.0, "critic": 0.01}``; for the others, ``"actor"``). A state saved with
+        another method's selection (by an earlier release) resumes with the selection it was
+        saved with.
     :param signal: what the detector watches: ``"negative_return"`` (default),
         ``"unexplained_variance"``, ``"value_mse"`` or a callable ``model -> float``.
     :param trigger_kwargs: keyword arguments of a trigger given by name.
@@ -146,6 +150,8 @@ class ContinualCallback(CallbackList):
         else:
             kwargs = {**method.regulariser_kwargs(), **options}
             self._check_options(spec, kwargs)
+        # A selection left to the method may differ from the one a saved state was made with.
+        self._method_selects = select is None and bool(kwargs)
         self.consolidation = ConsolidationCallback(
             spec, n_estimate_samples=n_estimate_samples, seed=seed, verbose=verbose, **kwargs
         )
@@ -238,8 +244,20 @@ class ContinualCallback(CallbackList):
                 "state: saved during an entropy boost or learning-rate warm-up after a shift; "
                 "those shift actions no longer exist. Resume it with the release that wrote it."
             )
+        self._adopt_saved_selection(state.get("regulariser"))
         self.consolidation.load_state_dict(state)
         self.detector.load_state_dict(state)
+
+    def _adopt_saved_selection(self, saved: Mapping[str, Any] | None) -> None:
+        """Where the method chose the parameters, resume with the groups the state was saved
+        with: a run started before a method's selection changed continues as it started."""
+        kwargs = self.consolidation.regulariser_kwargs
+        if not self._method_selects or saved is None or self.regulariser is not None:
+            return
+        groups = [str(g) for g in saved.get("groups", [])]
+        if groups and groups != [name for name, _, _ in resolve_groups(kwargs.get("select"))]:
+            weights = saved.get("group_weights", [1.0] * len(groups))
+            kwargs["select"] = dict(zip(groups, map(float, weights), strict=True))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the state atomically (temporary file in the same directory, then rename)."""

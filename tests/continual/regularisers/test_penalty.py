@@ -78,6 +78,7 @@ def test_state_dict_keeps_its_format_and_accepts_keys_of_removed_options():
     sd = reg.state_dict()
     assert sd["format"] == "continual.QuadraticRegulariser/1"
     assert set(sd) == {"format", "kind", "names", "groups", "tensors", "n_consolidations", "c"} | {
+        "group_weights",
         "norm_scale",
         "xi",
     }

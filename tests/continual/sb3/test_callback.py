@@ -119,6 +119,57 @@ def test_huge_strength_holds_the_policy_and_the_value_network_when_both_are_sele
         assert held[group] < 0.5 * free[group], (group, held, free)
 
 
+def test_huge_strength_holds_both_networks_under_the_default_callback():
+    """``ContinualCallback()`` regularises the policy and the value network: with a huge c,
+    both stay at their anchors, measured in each group as the importance-weighted move after a
+    consolidation, sqrt(Σ Ω (θ − θ*)²), against the same move at c = 0."""
+
+    def moves(c: float) -> dict[str, float]:
+        model = make_model("ppo", seed=1)
+        cb = ContinualCallback(trigger="interval", trigger_kwargs={"n_steps": 256}, c=c)
+        model.learn(256, callback=cb)  # one update integrates ω, the next rollout consolidates
+        reg = cb.regulariser
+        assert reg.group_names == ["actor", "critic"] and reg.group_weights == [1.0, 0.01]
+        importance = reg.importance
+        anchor = {n: t.clone() for n, t in reg.anchor.items()}
+        cb.detector.trigger = ContinualCallback(None, trigger="never").trigger
+        model.learn(2048, callback=cb, reset_num_timesteps=False)
+        params = dict(model.policy.named_parameters())
+        out = {}
+        for group, members in zip(reg.group_names, reg.group_members, strict=True):
+            names = [reg.names[i] for i in members]
+            moved = sum(
+                float((importance[n] * (params[n].detach() - anchor[n]) ** 2).sum()) for n in names
+            )
+            out[group] = moved**0.5
+        return out
+
+    free, held = moves(0.0), moves(1e6)
+    for group in ("actor", "critic"):
+        assert free[group] > 1e-3, group
+        assert held[group] < 0.05 * free[group], (group, held, free)
+
+
+def test_a_state_saved_with_the_actor_alone_resumes_as_it_was_saved(tmp_path):
+    """Runs started when the default held the actor alone continue with the actor alone."""
+    model = make_model("ppo")
+    old = ContinualCallback(
+        "si", trigger="interval", trigger_kwargs={"n_steps": 128}, select="actor"
+    )
+    model.learn(256, callback=old)
+    old.save(tmp_path / "actor.pt")
+    resumed = ContinualCallback(trigger="interval", trigger_kwargs={"n_steps": 128})
+    resumed.load(tmp_path / "actor.pt")
+    model.learn(0, callback=resumed, reset_num_timesteps=False)  # builds it, loads the state
+    assert resumed.regulariser.group_names == ["actor"]
+    assert resumed.regulariser.names == old.regulariser.names
+    assert resumed.regulariser.penalty() == pytest.approx(old.regulariser.penalty(), rel=1e-6)
+    fresh = ContinualCallback(trigger="interval", trigger_kwargs={"n_steps": 128})
+    fresh_model = make_model("ppo")
+    fresh_model.learn(128, callback=fresh)
+    assert fresh.regulariser.group_names == ["actor", "critic"]
+
+
 def test_before_first_consolidation_training_is_unchanged():
     """The hooks only observe until there is something to protect: bit-identical training."""
     plain = make_model("ppo", seed=3)
@@ -195,7 +246,7 @@ def test_load_rejects_corrupt_and_mismatching_files(tmp_path):
         "si", trigger="interval", trigger_kwargs={"n_steps": 128}, select="all"
     )
     other.load(tmp_path / "si.pt")
-    with pytest.raises(ValueError, match="names differ"):
+    with pytest.raises(ValueError, match=r"groups .* differ"):
         make_model("ppo").learn(64, callback=other)
     assert not list(tmp_path.glob(".*.tmp"))  # no temporary files left behind
 
@@ -377,7 +428,7 @@ def test_method_presets_are_one_name_away():
     assert default.consolidation.regulariser_kwargs == named.consolidation.regulariser_kwargs
     assert default.consolidation.regulariser_kwargs == {
         "c": 10.0,
-        "select": "actor",
+        "select": {"actor": 1.0, "critic": 0.01},
         "exclude": ("log_std",),
         "normalize": "mean",
         "keep_top": 0.5,

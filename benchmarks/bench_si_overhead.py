@@ -9,7 +9,7 @@ otherwise). Two models with the same seed, one plain and one with the callback, 
 steps in one process, in chunks of a few rollouts that alternate A B B A …, so drift in machine
 load hits both arms alike; per repeat the ratio of their summed times, then its median. The
 process's CPU time is reported next to it. The SI arm (the callback's defaults: SI on the
-actor) consolidates at the first rollout end, so the penalty gradient is active in every
+policy and value networks) consolidates at the first rollout end, so the penalty gradient is active in every
 optimizer step: the worst case. Target: median ratio ≤ 1.05. Per optimizer step,
 micro-benchmarks use CPU time.
 """
@@ -55,7 +55,7 @@ def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts
         plain, with_si = make_model(env_id, n_envs, r), make_model(env_id, n_envs, r)
         per_rollout = plain.n_steps * n_envs
         chunk = chunk_rollouts * per_rollout
-        # The callback's defaults (SI on the actor), consolidating at the first rollout end:
+        # The callback's defaults (SI on both networks), consolidating at the first rollout end:
         # the penalty gradient is active in every optimizer step, the worst case.
         cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": per_rollout})
         arms = {"plain": (plain, None), "si": (with_si, cb)}
@@ -113,8 +113,8 @@ def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
         # block would understate it against their medians on a loaded machine).
         return statistics.median(per_block(fn, n) for _ in range(20))
 
-    # The callback's default selection: the actor (policy network and action head).
-    si = SI(policy, opt, c=1.0, select="actor", exclude=("log_std",))
+    # The callback's default selection: the policy and value networks.
+    si = SI(policy, opt, c=1.0, select={"actor": 1.0, "critic": 0.01}, exclude=("log_std",))
     update()
     si.consolidate()  # penalty active from here: the costly case
     # Alternate blocks with the hooks detached and attached, so load drift hits both alike.

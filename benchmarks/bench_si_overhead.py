@@ -9,8 +9,8 @@ otherwise). Two models with the same seed, one plain and one with the callback, 
 steps in one process, in chunks of a few rollouts that alternate A B B A …, so drift in machine
 load hits both arms alike; per repeat the ratio of their summed times, then its median. The
 process's CPU time is reported next to it. The SI arm (the callback's defaults: SI on the
-policy and value networks) consolidates at the first rollout end, so the penalty gradient is active in every
-optimizer step: the worst case. Target: median ratio ≤ 1.05. Per optimizer step,
+policy and value networks) consolidates at the first rollout end, so the penalty gradient is
+active in every optimizer step: the worst case. Target: median ratio ≤ 1.05. Per optimizer step,
 micro-benchmarks use CPU time.
 """
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from envs.tasks import N_KINDS
 
 __all__ = ["WorldConfig"]
@@ -32,6 +34,9 @@ class WorldConfig:
         then landmark_channels blocks of R readings, block c = landmarks of kind k with
             k % landmark_channels == c (landmark-only circles)
         then, if observe_task_id, a one-hot of the episode's task index (n_tasks entries)
+
+    With ``mix_seed`` set, that whole vector is then multiplied by a fixed random orthogonal
+    matrix, so every entry mixes every reading.
 
     Lidar readings are proximities ``1 - d / lidar_range`` in [0, 1], 0 where nothing is hit
     within range, 1 inside a circle. Ray r points at angle ``2*pi*(r + 0.5)/R`` (world frame).
@@ -61,6 +66,10 @@ class WorldConfig:
     :param cue_steps: POMDP variant. If not None, landmark channels are zero in every observation
         from the ``cue_steps``-th step of an episode on (the reset observation is step 0).
     :param observe_task_id: append a one-hot of the episode's task index.
+    :param mix_seed: if not None, the seed of a fixed random orthogonal matrix Q
+        (``obs_dim x obs_dim``) that mixes the observation: the agent sees ``Q @ obs``. No
+        information is lost, but every input is dense and shared by every task, as a user's
+        sensors are (the shared-input streams, ``docs/study/shared-inputs.md``).
     :param start_jitter: draw start positions from the start disc (else the disc centre).
     :param render_size: side of rendered frames, pixels.
     """
@@ -83,6 +92,7 @@ class WorldConfig:
     step_cost: float = 0.0
     cue_steps: int | None = None
     observe_task_id: bool = False
+    mix_seed: int | None = None
     start_jitter: bool = True
     render_size: int = 256
 
@@ -103,6 +113,11 @@ class WorldConfig:
             if isinstance(v, bool) or int(v) != v or v < 0:
                 raise ValueError(f"{o}.cue_steps={v!r} must be None or an integer in [0, inf)")
             self.cue_steps = int(v)
+        if self.mix_seed is not None:
+            v = self.mix_seed
+            if isinstance(v, bool) or int(v) != v or v < 0:
+                raise ValueError(f"{o}.mix_seed={v!r} must be None or an integer in [0, inf)")
+            self.mix_seed = int(v)
         for name in ("lidar_range", "force_scale", "dt", "max_speed"):
             _check_range(o, name, float(getattr(self, name)), 0.0, lo_open=True)
         for name in (
@@ -116,6 +131,17 @@ class WorldConfig:
         _check_range(o, "action_bound", float(self.action_bound), 1.0)
         if self.action_noise is not None:
             _check_range(o, "action_noise", float(self.action_noise), 0.0)
+
+    def mixing_matrix(self, n_tasks: int) -> np.ndarray | None:
+        """The fixed orthogonal matrix Q that mixes the observation (``None`` without
+        ``mix_seed``), shape ``(obs_dim, obs_dim)`` float32: the Q of a QR decomposition of a
+        standard normal matrix, signs fixed so that Q is Haar-distributed."""
+        if self.mix_seed is None:
+            return None
+        d = self.obs_dim(n_tasks)
+        a = np.random.default_rng(self.mix_seed).standard_normal((d, d))
+        q, r = np.linalg.qr(a)
+        return (q * np.sign(np.diag(r))).astype(np.float32)
 
     def obs_dim(self, n_tasks: int) -> int:
         """Length of the flat observation for an env over ``n_tasks`` tasks."""

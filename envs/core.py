@@ -167,6 +167,9 @@ class NavCore:
         self._lm0 = 4 + (R if w.wall_lidar else 0)
         self._lm1 = self._lm0 + C * R
         self.obs_dim = w.obs_dim(len(self.tasks))
+        mix = w.mixing_matrix(len(self.tasks))
+        # obs @ Q^T, one matmul per observation batch (None: no mixing).
+        self._mix_t = None if mix is None else np.ascontiguousarray(mix.T)
         self._arange = np.arange(n)
 
         # drift columns
@@ -576,6 +579,8 @@ class NavCore:
                 obs[hidden, self._lm0 : self._lm1] = 0.0
         if w.observe_task_id:
             obs[rows, self._lm1 + task] = 1.0
+        if self._mix_t is not None:
+            return obs @ self._mix_t
         return obs
 
     def _gaussian(self, n: int) -> np.ndarray:
@@ -599,7 +604,14 @@ class NavCore:
         lim_p, lim_v = ARENA + _POS_MARGIN, self.world.max_speed + _POS_MARGIN
         low[0:2], high[0:2] = -lim_p, lim_p
         low[2:4], high[2:4] = -lim_v, lim_v
-        return low, high
+        if self._mix_t is None:
+            return low, high
+        # Each mixed entry is Σ_j Q_ij obs_j: its bounds take each term at its own extreme,
+        # widened by a margin for the float32 rounding of the matmul.
+        q = self._mix_t.T.astype(np.float64)
+        mixed_low = np.minimum(q * low, q * high).sum(axis=1) - 1e-4
+        mixed_high = np.maximum(q * low, q * high).sum(axis=1) + 1e-4
+        return mixed_low.astype(np.float32), mixed_high.astype(np.float32)
 
     # ------------------------------------------------------------------ rendering
     def render(self, i: int = 0) -> np.ndarray:

@@ -182,3 +182,24 @@ def test_builtin_tasks_conflict_and_have_own_landmarks() -> None:
             gap = math.dist((lm.x, lm.y), spec.goal) - lm.radius - spec.goal_radius
             assert gap > 0.02, spec.name
     assert len(set(kinds)) == len(kinds)
+
+
+def test_mixed_observation_is_a_fixed_rotation_of_the_plain_one() -> None:
+    """``mix_seed``: every entry is dense (no zero in any task), the plain observation is
+    ``Q^T`` times the mixed one, Q is the same for every env and run, and the Box holds it."""
+    spec = StreamSpec(schedule=[("north", 300), ("southeast", 300)], blur=0)
+    plain = make_vec_env(spec, n_envs=8, seed=3)
+    mixed = make_vec_env(spec, n_envs=8, seed=3, world={"mix_seed": 5})
+    q = WorldConfig(mix_seed=5).mixing_matrix(len(mixed.task_names))
+    assert q is not None and q.shape == (plain.observation_space.shape[0],) * 2
+    np.testing.assert_allclose(q @ q.T, np.eye(len(q)), atol=1e-5)
+    assert np.array_equal(q, WorldConfig(mix_seed=5).mixing_matrix(len(mixed.task_names)))
+    a, b = plain.reset(), mixed.reset()
+    rng = np.random.default_rng(0)
+    box = mixed.observation_space
+    for _ in range(400):
+        np.testing.assert_allclose(b @ q, a, atol=1e-5)
+        assert np.all(b >= box.low) and np.all(b <= box.high)
+        assert np.count_nonzero(b) == b.size and np.count_nonzero(a) < 0.3 * a.size
+        act = rng.uniform(-2, 2, (8, 2)).astype(np.float32)
+        a, b = plain.step(act)[0], mixed.step(act)[0]

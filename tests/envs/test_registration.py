@@ -29,6 +29,15 @@ def test_registered_id_passes_both_checkers(env_id: str) -> None:
     env.close()
 
 
+def test_mixed_observations_pass_both_checkers() -> None:
+    env = gym.make("SynapticNav/Nav-v0", world={"mix_seed": 0})
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*symmetric and normalized.*")
+        gym_check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped)
+    env.close()
+
+
 def test_expected_ids_are_registered() -> None:
     for name in ("Nav-v0", "NavDiscrete-v0", "NavPOMDP-v0", "NavDrift-v0", "NavNorth-v0"):
         assert f"SynapticNav/{name}" in gym.registry

@@ -111,6 +111,7 @@ def test_unknown_nav_drift_param_fails_at_the_env() -> None:
         ({"action_bound": 0.5}, r"action_bound=0.5 must be in \[1.0, inf\)"),
         ({"sensor_noise": -0.1}, r"sensor_noise"),
         ({"cue_steps": -1}, r"cue_steps=-1 must be None or an integer"),
+        ({"mix_seed": -2}, r"mix_seed=-2 must be None or an integer in \[0, inf\)"),
         ({"max_episode_steps": 0}, r"max_episode_steps=0"),
     ],
 )

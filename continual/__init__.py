@@ -13,7 +13,15 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from continual.presets import METHODS, Method
-from continual.regularisers import L2, MAS, SI, OnlineEWC, QuadraticRegulariser
+from continual.regularisers import (
+    L2,
+    MAS,
+    SI,
+    FunctionalAnchor,
+    OnlineEWC,
+    QuadraticRegulariser,
+    ReservoirBuffer,
+)
 from continual.triggers import (
     BoundaryTrigger,
     IntervalTrigger,
@@ -60,6 +68,7 @@ __all__ = [
     "ConsolidationCallback",
     "ContinualCallback",
     "ContinualEvalCallback",
+    "FunctionalAnchor",
     "InfoArrayLogger",
     "IntervalTrigger",
     "Method",
@@ -67,6 +76,7 @@ __all__ = [
     "OnlineEWC",
     "PlateauTrigger",
     "QuadraticRegulariser",
+    "ReservoirBuffer",
     "ResetExploration",
     "TaskShiftDetector",
     "Trigger",

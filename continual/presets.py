@@ -8,12 +8,20 @@ same presets, so each method's defaults live here and nowhere else. Why each val
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from continual.regularisers import L2, MAS, SI, OnlineEWC, QuadraticRegulariser
+from continual.regularisers import (
+    L2,
+    MAS,
+    SI,
+    Addon,
+    FunctionalAnchor,
+    OnlineEWC,
+    QuadraticRegulariser,
+)
 
 __all__ = ["DEFAULT_METHOD", "METHODS", "Method", "get_method"]
 
@@ -30,6 +38,8 @@ class Method:
         :data:`continual.regularisers.PARAMETER_GROUPS`).
     :param exclude: parameter name patterns never regularised. ``log_std`` is excluded because
         the shift action raises it to restore exploration.
+    :param addons: factories of the add-ons the regulariser carries (each callback gets new
+        ones: an add-on holds state), e.g. ``FunctionalAnchor``.
     :param summary: one line for listings.
     """
 
@@ -38,27 +48,43 @@ class Method:
     options: Mapping[str, Any] = field(default_factory=dict)
     select: Any = "actor"
     exclude: tuple[str, ...] = ("log_std",)
+    addons: tuple[Callable[[], Addon], ...] = ()
     summary: str = ""
 
     def regulariser_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of the regulariser class (after ``params`` and ``optimizer``)."""
-        return {"c": self.c, "select": self.select, "exclude": self.exclude, **self.options}
+        kwargs = {"c": self.c, "select": self.select, "exclude": self.exclude, **self.options}
+        if self.addons:
+            kwargs["addons"] = [make() for make in self.addons]
+        return kwargs
 
 
 #: The recommended method: ``ContinualCallback()`` builds it.
 DEFAULT_METHOD = "si"
 
+#: The default SI's settings, which ``si_distill`` shares.
+_SI = {
+    "c": 10.0,
+    "options": {"normalize": "mean", "keep_top": 0.5},
+    # The value network carries its own importance at 1/100 of the policy's strength: the
+    # weight that measured best on both study streams (docs/study/critic.md).
+    "select": {"actor": 1.0, "critic": 0.01},
+}
+
 METHODS: Mapping[str, Method] = MappingProxyType(
     {
         "si": Method(
             SI,
-            c=10.0,
-            options={"normalize": "mean", "keep_top": 0.5},
-            # The value network carries its own importance at 1/100 of the policy's strength:
-            # the weight that measured best on both study streams (docs/study/critic.md).
-            select={"actor": 1.0, "critic": 0.01},
+            **_SI,
             summary="SI on the policy and value networks, keeping the larger half of each "
             "importance estimate, recommended",
+        ),
+        "si_distill": Method(
+            SI,
+            **_SI,
+            addons=(FunctionalAnchor,),
+            summary="the default SI plus a KL to the consolidated policy on a fixed-size "
+            "reservoir of past observations, for tasks that share their inputs",
         ),
         "si_paper": Method(
             SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli 2017"

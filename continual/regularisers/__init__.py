@@ -8,11 +8,16 @@
 :mod:`~continual.regularisers.selection` which parameters are held, in which groups,
 :mod:`~continual.regularisers.hooks` the fast path that adds the penalty gradient, and
 :mod:`~continual.regularisers.reference` SI from its definition, to test against.
+:mod:`~continual.regularisers.functional` adds a second penalty beside the quadratic one: a
+functional anchor on a fixed-size reservoir of past inputs
+(:mod:`~continual.regularisers.reservoir`), for inputs that tasks share.
 Plain PyTorch: nothing here imports stable-baselines3. Guide: docs/concepts.md.
 """
 
+from continual.regularisers.functional import Divergence, FunctionalAnchor, squared_error
 from continual.regularisers.importance import L2, MAS, SI, DataImportance, OnlineEWC
 from continual.regularisers.penalty import STATE_FORMAT, Addon, Batch, QuadraticRegulariser
+from continual.regularisers.reservoir import ReservoirBuffer
 from continual.regularisers.selection import PARAMETER_GROUPS, ParamsLike, Selection
 from continual.regularisers.transforms import Accumulate, Normalize, check_keep_top
 
@@ -26,10 +31,14 @@ __all__ = [
     "Addon",
     "Batch",
     "DataImportance",
+    "Divergence",
+    "FunctionalAnchor",
     "Normalize",
     "OnlineEWC",
     "ParamsLike",
     "QuadraticRegulariser",
+    "ReservoirBuffer",
     "Selection",
     "check_keep_top",
+    "squared_error",
 ]

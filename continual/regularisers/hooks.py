@@ -51,6 +51,8 @@ class PenaltyHooks:
         self._addons = list(reg.addons)
         # c multiplies on the device (an add-on moves it) instead of inside reg.alpha.
         self._c_on_device = reg.strength_on_device
+        # Add-ons with a penalty of their own, whose gradient joins the quadratic one.
+        self._gradient_addons = [a for a in reg.addons if a.adds_gradient]
         self._handles: list[Any] = []
         self._enabled = True
         n = len(reg.params)
@@ -185,6 +187,7 @@ class PenaltyHooks:
         try:
             if not self._capture:
                 torch._foreach_addcmul_(grads, importance, diff, alpha)
+                self._add_addon_gradients(grads, idx)
                 return
             totals = torch._foreach_addcmul(grads, importance, diff, alpha)
         except TypeError:  # a p.grad is None: torch.autograd.grad outside hooks_disabled
@@ -193,6 +196,7 @@ class PenaltyHooks:
             if kept:
                 self._add_penalty_gradient(kept)
             return
+        self._add_addon_gradients(totals, idx)
         # p.grad was autograd's task-gradient tensor: keep it (no copy) until the step ends,
         # and give p.grad a new tensor holding the sum.
         if grads[0].requires_grad:  # backward(create_graph=True): keep values, not the graph
@@ -204,6 +208,24 @@ class PenaltyHooks:
                 self.task_grad[i] = g
         for p, total in zip(params, totals, strict=True):
             p.grad = total
+
+    def _add_addon_gradients(self, targets: list[torch.Tensor], idx: list[int] | None) -> None:
+        """targets += the penalty gradient of every add-on that has one; ``targets`` are the
+        gradients of the parameters ``idx`` (``None``: all). The add-ons run their own autograd
+        passes, which the hooks must not take for the model's."""
+        if not self._gradient_addons:
+            return
+        reg = self.reg
+        with self.disabled(), torch.enable_grad():
+            for addon in self._gradient_addons:
+                extra = addon.penalty_gradient(reg)
+                if extra is None:
+                    continue
+                if idx is not None:
+                    extra = [extra[i] for i in idx]
+                pairs = [(t, e) for t, e in zip(targets, extra, strict=True) if e is not None]
+                if pairs:
+                    torch._foreach_add_([t for t, _ in pairs], [e for _, e in pairs])
 
     # ------------------------------------------------------------------ optimizer step
 

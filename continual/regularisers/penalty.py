@@ -322,8 +322,11 @@ class QuadraticRegulariser:
         return {**self._saved_buffers(), "scratch": self._scratch}
 
     def state_bytes(self) -> int:
-        """Bytes held in parameter-sized buffers (constant in the number of consolidations)."""
-        return sum(t.numel() * t.element_size() for ts in self._buffers().values() for t in ts)
+        """Bytes of the state: the parameter-sized buffers and the add-ons' fixed-size stores
+        (such as a :class:`~continual.regularisers.functional.FunctionalAnchor`'s reservoir);
+        constant in the number of consolidations."""
+        own = sum(t.numel() * t.element_size() for ts in self._buffers().values() for t in ts)
+        return own + sum(addon.state_bytes() for addon in self.addons)
 
     def param_bytes(self) -> int:
         """Bytes of the regularised parameters themselves (the unit of ``state_bytes``)."""
@@ -434,8 +437,10 @@ class QuadraticRegulariser:
 
 
 class Addon:
-    """Something that rides along a regulariser and may steer its strength
-    (:mod:`continual.experimental`). Every method is a no-op here; override what you need.
+    """Something that rides along a regulariser: a further penalty whose gradient the hooks add
+    with the quadratic one (:class:`~continual.regularisers.functional.FunctionalAnchor`), or
+    a controller of its strength (:mod:`continual.experimental`). Every method is a no-op here;
+    override what you need.
 
     An add-on's state goes into the regulariser's state dict at the top level.
     """
@@ -445,6 +450,8 @@ class Addon:
     #: c multiplies the penalty gradient as the device tensor ``reg.strength`` (which this
     #: add-on moves without host syncs) instead of inside the per-parameter floats.
     strength_on_device: ClassVar[bool] = False
+    #: The hooks call :meth:`penalty_gradient` at the end of every backward pass.
+    adds_gradient: ClassVar[bool] = False
 
     def bind(self, reg: QuadraticRegulariser) -> None:
         """The regulariser allocated its buffers (at construction and at every rebind)."""
@@ -463,6 +470,18 @@ class Addon:
     ) -> None:
         """After each optimizer step once anything is consolidated; ``task_grad[i]`` holds the
         task gradient of parameter i for the indices ``idx`` (``None``: all)."""
+
+    def penalty_gradient(self, reg: QuadraticRegulariser) -> list[torch.Tensor | None] | None:
+        """With :attr:`adds_gradient`: the gradient of this add-on's own penalty, per parameter of
+        ``reg.params`` (``None`` where it has none), or ``None`` for nothing this step. Called at
+        the end of every backward pass once anything is consolidated, with the hooks disabled;
+        the hooks add it to ``p.grad`` with the quadratic penalty's gradient, before gradient
+        clipping and outside the task gradient that SI integrates."""
+        return None
+
+    def state_bytes(self) -> int:
+        """Bytes of the add-on's state, counted in :meth:`QuadraticRegulariser.state_bytes`."""
+        return 0
 
     def stats(self, reg: QuadraticRegulariser) -> dict[str, float]:
         """Scalars added to :meth:`QuadraticRegulariser.stats`."""

@@ -49,6 +49,13 @@ def _constructor_options(cls: type) -> set[str]:
     return names - {"fn", "attach"}
 
 
+def _merge_addons(preset: Sequence[Any], given: Sequence[Any]) -> list[Any]:
+    """The method's add-ons with the given ones: a given add-on replaces the method's of the
+    same class (e.g. a ``FunctionalAnchor`` of another strength), the others are kept."""
+    replaced = {type(addon) for addon in given}
+    return [a for a in preset if type(a) not in replaced] + list(given)
+
+
 def _shift_actions(on_shift: Sequence[ShiftAction] | Mapping[str, Any] | None) -> list[Any]:
     if on_shift is None:
         return [ResetExploration(0.0)]
@@ -73,12 +80,14 @@ class ContinualCallback(CallbackList):
 
     ``ContinualCallback()`` is the recommended method: SI keeping the larger half of each
     importance estimate, normalised, consolidating when the return has dropped and settled
-    again. ``ContinualCallback("si_paper")`` is plain SI as in the paper.
+    again. ``ContinualCallback("si_paper")`` is plain SI as in the paper;
+    ``ContinualCallback("si_distill")`` adds a functional anchor for tasks that share their
+    inputs.
 
     :param regulariser: a method name from :data:`continual.presets.METHODS` (``"si"``,
-        ``"si_paper"``, ``"l2"``, ``"ewc"``, ``"mas"``, ``"finetune"``), ``None`` (fine-tuning:
-        the detector still runs and is logged, shift actions still apply), a
-        :class:`~continual.regularisers.QuadraticRegulariser` subclass, a factory
+        ``"si_distill"``, ``"si_paper"``, ``"l2"``, ``"ewc"``, ``"mas"``, ``"finetune"``),
+        ``None`` (fine-tuning: the detector still runs and is logged, shift actions still
+        apply), a :class:`~continual.regularisers.QuadraticRegulariser` subclass, a factory
         ``(policy, optimizer) -> regulariser``, or an instance built on the model's policy.
     :param trigger: ``"plateau"`` (task-free, default), ``"boundary"`` (oracle), ``"interval"``,
         ``"never"``, or a :class:`~continual.triggers.Trigger` instance.
@@ -100,7 +109,9 @@ class ContinualCallback(CallbackList):
     :param verbose: 1 prints consolidations and shifts.
     :param regulariser_options: further options of the regulariser, over the method's: ``xi``,
         ``normalize``, ``keep_top``, ``accumulate``, ``gamma``, ``exclude``,
-        ``storage_dtype``. ``None`` values mean "the method's".
+        ``storage_dtype``, ``addons``. ``None`` values mean "the method's". A given add-on
+        replaces the method's of its class, e.g.
+        ``ContinualCallback("si_distill", addons=[FunctionalAnchor(strength=3.0)])``.
     """
 
     def __init__(
@@ -148,7 +159,10 @@ class ContinualCallback(CallbackList):
                 )
             kwargs: dict[str, Any] = {}
         else:
-            kwargs = {**method.regulariser_kwargs(), **options}
+            preset = method.regulariser_kwargs()
+            if "addons" in options and "addons" in preset:
+                options["addons"] = _merge_addons(preset["addons"], options["addons"])
+            kwargs = {**preset, **options}
             self._check_options(spec, kwargs)
         # A selection left to the method may differ from the one a saved state was made with.
         self._method_selects = select is None and bool(kwargs)

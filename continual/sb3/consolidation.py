@@ -2,8 +2,9 @@
 
 It builds the regulariser on ``model.policy`` with the policy's optimizer at training start,
 moves its state onto new parameter objects after ``PPO.load``, keeps its hooks attached only
-while training, consolidates when told to (a detector's *settled* event), and logs its
-statistics under ``continual/``.
+while training, feeds each rollout's observations to a functional anchor if the regulariser
+has one, consolidates when told to (a detector's *settled* event), and logs its statistics
+under ``continual/``.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import numpy as np
 import torch
 from stable_baselines3.common.callbacks import BaseCallback
 
-from continual.regularisers import MAS, OnlineEWC, QuadraticRegulariser
+from continual.regularisers import MAS, FunctionalAnchor, OnlineEWC, QuadraticRegulariser
+from continual.regularisers.functional import squared_error
 from continual.sb3.estimation import (
+    policy_divergence,
     policy_log_likelihood,
     policy_output,
     rollout_observations,
@@ -91,12 +94,36 @@ class ConsolidationCallback(BaseCallback):
                 make_fn = policy_log_likelihood if issubclass(spec, OnlineEWC) else policy_output
                 kwargs["fn"] = make_fn(lambda: self.model.policy)
                 kwargs.setdefault("chunk_size", 32 if issubclass(spec, OnlineEWC) else 1)
-            return spec(policy, optimizer, **kwargs)
-        assert callable(spec)
-        reg = spec(policy, optimizer)
-        if not isinstance(reg, QuadraticRegulariser):
-            raise ValueError(f"regulariser: factory returned {type(reg).__name__}")
+            reg = spec(policy, optimizer, **kwargs)
+        else:
+            assert callable(spec)
+            reg = spec(policy, optimizer)
+            if not isinstance(reg, QuadraticRegulariser):
+                raise ValueError(f"regulariser: factory returned {type(reg).__name__}")
+        self._bind_anchors(reg)
         return reg
+
+    def _anchors(self) -> list[FunctionalAnchor]:
+        reg = self.regulariser
+        return [] if reg is None else [a for a in reg.addons if isinstance(a, FunctionalAnchor)]
+
+    def _bind_anchors(self, reg: QuadraticRegulariser) -> None:
+        """A functional anchor left without a model function anchors the policy: its output
+        (Gaussian means or logits) under the KL divergence of two policies."""
+        anchors = [a for a in reg.addons if isinstance(a, FunctionalAnchor)]
+        if not anchors:
+            return
+        if hasattr(self.model.policy, "lstm_actor"):
+            raise ValueError(
+                "functional anchor: recurrent policies are not supported (the policy's output "
+                "on a stored observation needs the LSTM state it was seen in); use 'si'"
+            )
+        get_policy = lambda: self.model.policy  # noqa: E731 - looked up after PPO.load too
+        for anchor in anchors:
+            if anchor.fn is None or anchor.fn is reg.module:
+                anchor.fn = policy_output(get_policy)
+            if anchor.divergence is squared_error:
+                anchor.divergence = policy_divergence(get_policy)
 
     def _on_training_start(self) -> None:
         policy, optimizer = self.model.policy, self.model.policy.optimizer
@@ -123,6 +150,11 @@ class ConsolidationCallback(BaseCallback):
         self.logger.record("continual/consolidations", self.n_consolidations)
         if self.regulariser is None:
             return
+        anchors = self._anchors()
+        if anchors:
+            observations = rollout_observations(self.model, None, self._rng)
+            for anchor in anchors:
+                anchor.observe(observations)
         stats = self.regulariser.stats()
         if not math.isfinite(stats["penalty"]):
             raise FloatingPointError(

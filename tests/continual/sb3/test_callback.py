@@ -10,32 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from sb3_contrib import RecurrentPPO
-from stable_baselines3 import A2C, PPO
+from small_models import make_model
+from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import configure
 
 from continual import SI, ContinualCallback, ResetExploration, TriggerEvent
 from continual.experimental import AdaptiveStrength
 from continual.sb3.signals import SIGNALS, unexplained_variance
-
-
-def make_model(algo: str, env_id: str = "Pendulum-v1", seed: int = 0, **kwargs):
-    env = make_vec_env(env_id, n_envs=2, seed=seed)
-    if algo == "ppo":
-        return PPO("MlpPolicy", env, n_steps=64, batch_size=64, n_epochs=2, seed=seed, **kwargs)
-    if algo == "a2c":
-        return A2C("MlpPolicy", env, n_steps=16, seed=seed, **kwargs)
-    return RecurrentPPO(
-        "MlpLstmPolicy",
-        env,
-        n_steps=32,
-        batch_size=32,
-        n_epochs=2,
-        seed=seed,
-        policy_kwargs={"lstm_hidden_size": 16, "net_arch": [32]},
-        **kwargs,
-    )
 
 
 def read_csv(folder: Path) -> list[dict[str, str]]:

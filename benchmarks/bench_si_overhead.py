@@ -1,17 +1,18 @@
-"""What SI costs: wall time of PPO with and without ContinualCallback(SI), the hook work per
-optimizer step, memory against naive per-task storage, and torch 1 vs 2 threads.
+"""What SI costs: wall time of PPO with and without ContinualCallback (the default "si", and
+"si_distill" with its functional anchor), the hook work per optimizer step, memory against
+naive per-task storage, and torch 1 vs 2 threads.
 
-    python benchmarks/bench_si_overhead.py            # about 4–5 minutes on 2 cores
+    python benchmarks/bench_si_overhead.py            # about 6–8 minutes on 2 cores
     python benchmarks/bench_si_overhead.py --quick    # smoke run
 
 Wall time: PPO ``learn`` on a vectorised gymnasium env (MlpPolicy, n_steps=512, SB3 defaults
-otherwise). Two models with the same seed, one plain and one with the callback, learn the same
-steps in one process, in chunks of a few rollouts that alternate A B B A …, so drift in machine
-load hits both arms alike; per repeat the ratio of their summed times, then its median. The
-process's CPU time is reported next to it. The SI arm (the callback's defaults: SI on the
+otherwise). Models with the same seed, one plain and one per method, learn the same steps in one
+process, in chunks of a few rollouts whose order reverses every chunk, so drift in machine load
+hits every arm alike; per repeat the ratio of summed times to plain PPO's, then its median. The
+process's CPU time is reported next to it. Each method's arm (its defaults; for "si", SI on the
 policy and value networks) consolidates at the first rollout end, so the penalty gradient is
-active in every optimizer step: the worst case. Target: median ratio ≤ 1.05. Per optimizer step,
-micro-benchmarks use CPU time.
+active in every optimizer step: the worst case. Target: median ratio ≤ 1.05 for the default.
+Per optimizer step, micro-benchmarks use CPU time.
 """
 
 from __future__ import annotations
@@ -29,6 +30,9 @@ from stable_baselines3.common.env_util import make_vec_env
 
 from continual import SI, ContinualCallback
 
+#: The methods timed against plain PPO: the default and the shared-input method.
+TIMED = ("si", "si_distill")
+
 
 def make_model(env_id: str, n_envs: int, seed: int) -> PPO:
     return PPO("MlpPolicy", make_vec_env(env_id, n_envs=n_envs, seed=seed), seed=seed, n_steps=512)
@@ -43,44 +47,55 @@ def timed_learn(env_id: str, n_envs: int, steps: int, seed: int) -> float:
 
 
 def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts: int) -> None:
-    """PPO and PPO+SI learn the same steps from the same seed, in chunks of ``chunk_rollouts``
-    rollouts that alternate A B B A A B …; the ratio of their summed times, per repeat.
+    """PPO alone and PPO with each method of :data:`TIMED` learn the same steps from the same
+    seed, in chunks of ``chunk_rollouts`` rollouts whose order reverses every chunk (A B C,
+    C B A, ...); per repeat the ratio of each method's summed time to PPO's.
 
     Interleaving a few seconds at a time matters on a shared machine: the speed of a whole
     ``learn`` drifts by ±20% between runs, far more than the effect measured here.
     """
     make_model(env_id, n_envs, 0).learn(2048)  # warm-up: imports, allocator
-    walls, cpus = [], []
+    names = ["plain", *TIMED]
+    walls: dict[str, list[float]] = {m: [] for m in TIMED}
+    cpus: dict[str, list[float]] = {m: [] for m in TIMED}
     for r in range(repeats):
-        plain, with_si = make_model(env_id, n_envs, r), make_model(env_id, n_envs, r)
-        per_rollout = plain.n_steps * n_envs
+        models = {name: make_model(env_id, n_envs, r) for name in names}
+        per_rollout = models["plain"].n_steps * n_envs
         chunk = chunk_rollouts * per_rollout
-        # The callback's defaults (SI on both networks), consolidating at the first rollout end:
-        # the penalty gradient is active in every optimizer step, the worst case.
-        cb = ContinualCallback("si", trigger="interval", trigger_kwargs={"n_steps": per_rollout})
-        arms = {"plain": (plain, None), "si": (with_si, cb)}
-        wall = {"plain": 0.0, "si": 0.0}
-        cpu = {"plain": 0.0, "si": 0.0}
+        # Each method's defaults, consolidating at the first rollout end: the penalty gradient
+        # (and the anchor's) is active in every optimizer step, the worst case.
+        callbacks = {
+            name: None
+            if name == "plain"
+            else ContinualCallback(
+                name, trigger="interval", trigger_kwargs={"n_steps": per_rollout}
+            )
+            for name in names
+        }
+        wall = dict.fromkeys(names, 0.0)
+        cpu = dict.fromkeys(names, 0.0)
         for k in range(max(1, steps // chunk)):
-            for name in ("plain", "si") if k % 2 == 0 else ("si", "plain"):
-                model, callback = arms[name]
+            for name in names if k % 2 == 0 else names[::-1]:
                 w, c = time.perf_counter(), time.process_time()
-                model.learn(chunk, callback=callback, reset_num_timesteps=False)
+                models[name].learn(chunk, callback=callbacks[name], reset_num_timesteps=False)
                 wall[name] += time.perf_counter() - w
                 cpu[name] += time.process_time() - c
-        assert cb.n_consolidations >= 1 and with_si.num_timesteps == plain.num_timesteps
-        walls.append(wall["si"] / wall["plain"])
-        cpus.append(cpu["si"] / cpu["plain"])
+        cells = [f"PPO {wall['plain']:6.2f} s ({cpu['plain']:6.2f} s CPU)"]
+        for name in TIMED:
+            cb = callbacks[name]
+            assert cb is not None and cb.n_consolidations >= 1
+            walls[name].append(wall[name] / wall["plain"])
+            cpus[name].append(cpu[name] / cpu["plain"])
+            cells.append(f"{name} {wall[name]:6.2f} s, ratio {walls[name][-1]:.3f}")
+        print(f"  repeat {r}: " + "   ".join(cells))
+    for name in TIMED:
+        w, c = walls[name], cpus[name]
+        target = "; target <= 1.05" if name == "si" else ""
         print(
-            f"  repeat {r}: PPO {wall['plain']:6.2f} s ({cpu['plain']:6.2f} s CPU)   "
-            f"PPO+SI {wall['si']:6.2f} s ({cpu['si']:6.2f} s CPU)   "
-            f"ratio {walls[-1]:.3f} ({cpus[-1]:.3f})"
+            f"median ratio PPO+{name} / PPO: wall time {statistics.median(w):.3f} "
+            f"(min {min(w):.3f}, max {max(w):.3f}), CPU time {statistics.median(c):.3f} "
+            f"(min {min(c):.3f}, max {max(c):.3f}){target}"
         )
-    print(
-        f"median ratio PPO+SI / PPO: wall time {statistics.median(walls):.3f} "
-        f"(min {min(walls):.3f}, max {max(walls):.3f}), CPU time {statistics.median(cpus):.3f} "
-        f"(min {min(cpus):.3f}, max {max(cpus):.3f}); target <= 1.05"
-    )
 
 
 def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
@@ -148,7 +163,8 @@ def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
     direct = per_step(hook_work, n_steps)
     n_params = sum(p.numel() for p in si.params)
     print(
-        f"optimizer step (batch 64; SI on {len(si.params)} actor tensors, {n_params} values): "
+        f"optimizer step (batch 64; SI on {len(si.params)} policy and value tensors, "
+        f"{n_params} values): "
         f"PPO {plain:.0f} us, PPO+SI {with_si:.0f} us (medians of 20 alternating blocks), "
         f"paired difference {diffs:.0f} us ({diffs / plain:+.1%}); "
         f"hook work timed directly {direct:.0f} us/step (median of 20 blocks) "

@@ -49,6 +49,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="comma-separated continual.trigger values whose runs get the detector table "
         "(default: plateau; e.g. plateau,boundary adds the oracle as a reference; '' for none)",
     )
+    parser.add_argument(
+        "--stream",
+        default=None,
+        help="comma-separated stream names: report only the runs on these streams",
+    )
     parser.add_argument("--title", default="Study report")
     args = parser.parse_args(argv)
     try:
@@ -62,6 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             title=args.title,
             near_best=args.near_best,
             detector_triggers=[t for t in args.detector_triggers.split(",") if t.strip()],
+            streams=None if args.stream is None else args.stream.split(","),
         )
     except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

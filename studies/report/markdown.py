@@ -139,6 +139,7 @@ def write_report(
     title: str = "Study report",
     near_best: float | None = None,
     detector_triggers: Iterable[str] = ("plateau",),
+    streams: Iterable[str] | None = None,
 ) -> Report:
     """Read all runs under ``roots`` and write the tables, plots and ``report.md``.
 
@@ -155,6 +156,7 @@ def write_report(
         ``near_best`` x the best, in (0, 1] (the study's width uses 0.9).
     :param detector_triggers: ``continual.trigger`` values whose runs get the detector table
         (``detector.csv``); empty: none.
+    :param streams: report only the runs on these streams (by name); ``None``: every run.
 
     :raises FileNotFoundError: a root does not exist.
     :raises ValueError: no readable metrics.json was found (the message names the roots), or
@@ -164,11 +166,14 @@ def write_report(
     roots = [Path(r) for r in roots]
     if not roots:
         raise ValueError("no directory given")
-    loaded = load_runs(roots)
+    loaded = load_runs(roots, streams)
     runs = loaded.runs
     if not runs:
         detail = "".join(f"\n  skipped {p}: {why}" for p, why in loaded.skipped)
-        raise ValueError(f"no readable {METRICS_FILE} under {', '.join(map(str, roots))}{detail}")
+        on = "" if streams is None else f" on streams {sorted(streams)}"
+        raise ValueError(
+            f"no readable {METRICS_FILE}{on} under {', '.join(map(str, roots))}{detail}"
+        )
     out = Path(out_dir) if out_dir is not None else roots[0] / "report"
     out.mkdir(parents=True, exist_ok=True)
 

@@ -95,6 +95,8 @@ class RunRecord:
     stream: dict[str, Any] | None = None
     """The record's ``stream`` block (:class:`agents.record.StreamInfo`); None in records
     written before it existed."""
+    stream_name: str | None = None
+    """The stream's name (``run.stream``), e.g. ``"standard"``."""
 
 
 @dataclass
@@ -293,6 +295,7 @@ def load_run(path: str | Path) -> RunRecord:
         overrides=overrides,
         num_timesteps=None if math.isnan(trained) else trained,
         stream=stream if isinstance(stream, dict) else None,
+        stream_name=None if run.get("stream") is None else str(run["stream"]),
     )
 
 
@@ -321,19 +324,25 @@ def _missing_reason(job: Path) -> str:
     return "failed or unfinished"
 
 
-def load_runs(roots: Iterable[str | Path]) -> LoadResult:
+def load_runs(roots: Iterable[str | Path], streams: Iterable[str] | None = None) -> LoadResult:
     """Read every run under ``roots``; unreadable files are skipped and listed, not fatal.
 
     A study that was interrupted or had a failing run still gets a report of what finished.
+
+    :param streams: keep only the runs on these streams (by name; ``None``: every run).
     """
     roots = list(roots)
+    wanted = None if streams is None else set(streams)
     runs: list[RunRecord] = []
     skipped: list[tuple[Path, str]] = []
     for path in find_metrics_files(roots):
         try:
-            runs.append(load_run(path))
+            run = load_run(path)
         except ValueError as e:
             skipped.append((path, str(e)))
+            continue
+        if wanted is None or run.stream_name in wanted:
+            runs.append(run)
     common: list[str] = []
     if runs:
         common = sorted(set.intersection(*(set(setting_items(r.overrides)) for r in runs)))

@@ -262,3 +262,16 @@ def test_cli_errors_name_the_problem(tmp_path: Path, capsys: pytest.CaptureFixtu
     (tmp_path / "empty").mkdir()
     assert report_main([str(tmp_path / "empty")]) == 2
     assert "no readable metrics.json under" in capsys.readouterr().err
+
+
+def test_stream_filter_reports_one_stream_of_a_mixed_study(tmp_path: Path) -> None:
+    """A grid over several streams in one sweep directory gets a report per stream."""
+    root = tmp_path / "grid"
+    for job, (stream, avg) in enumerate([("a", 0.9), ("a", 0.7), ("b", 0.1)]):
+        extra = {"stream": stream}
+        write_run(root / str(job), "si", job, avg, (f"stream={stream}",), run_extra=extra)
+    r = rep.write_report([root], out_dir=tmp_path / "a", streams=["a"], n_boot=50)
+    assert r.n_runs == 2
+    assert "| si |  | 2 | 0.800" in r.markdown.read_text()  # stream=a is common: no setting
+    with pytest.raises(ValueError, match=r"no readable metrics.json on streams \['c'\]"):
+        rep.write_report([root], out_dir=tmp_path / "c", streams=["c"])

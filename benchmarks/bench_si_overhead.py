@@ -1,5 +1,5 @@
 """What SI costs: wall time of PPO with and without ContinualCallback (the default "si", and
-"si_distill" with its functional anchor), the hook work per optimizer step, memory against
+"distill" with its functional anchor), the hook work per optimizer step, memory against
 naive per-task storage, and torch 1 vs 2 threads.
 
     python benchmarks/bench_si_overhead.py            # about 6–8 minutes on 2 cores
@@ -31,7 +31,7 @@ from stable_baselines3.common.env_util import make_vec_env
 from continual import SI, ContinualCallback
 
 #: The methods timed against plain PPO: the default and the shared-input method.
-TIMED = ("si", "si_distill")
+TIMED = ("si", "distill")
 
 
 def make_model(env_id: str, n_envs: int, seed: int) -> PPO:

@@ -62,29 +62,27 @@ class Method:
 #: The recommended method: ``ContinualCallback()`` builds it.
 DEFAULT_METHOD = "si"
 
-#: The default SI's settings, which ``si_distill`` shares.
-_SI = {
-    "c": 10.0,
-    "options": {"normalize": "mean", "keep_top": 0.5},
-    # The value network carries its own importance at 1/100 of the policy's strength: the
-    # weight that measured best on both study streams (docs/study/critic.md).
-    "select": {"actor": 1.0, "critic": 0.01},
-}
-
 METHODS: Mapping[str, Method] = MappingProxyType(
     {
         "si": Method(
             SI,
-            **_SI,
+            c=10.0,
+            options={"normalize": "mean", "keep_top": 0.5},
+            # The value network carries its own importance at 1/100 of the policy's strength:
+            # the weight that measured best on both study streams (docs/study/critic.md).
+            select={"actor": 1.0, "critic": 0.01},
             summary="SI on the policy and value networks, keeping the larger half of each "
             "importance estimate, recommended",
         ),
-        "si_distill": Method(
-            SI,
-            **_SI,
+        # On shared inputs every weight-space penalty tried blocked new tasks, SI's at c = 0.1
+        # too, so the anchor carries no quadratic term: L2 at c = 0 holds it, and a c > 0
+        # adds a weight-space L2 beside it (docs/study/shared-inputs.md).
+        "distill": Method(
+            L2,
+            c=0.0,
             addons=(FunctionalAnchor,),
-            summary="the default SI plus a KL to the consolidated policy on a fixed-size "
-            "reservoir of past observations, for tasks that share their inputs",
+            summary="a KL to the consolidated policy on a fixed-size reservoir of past "
+            "observations, no weight-space penalty: for tasks that share their inputs",
         ),
         "si_paper": Method(
             SI, c=1.0, summary="Synaptic Intelligence as in Zenke, Poole & Ganguli 2017"

@@ -51,7 +51,8 @@ class FunctionalAnchor(Addon):
     memory is fixed at ``capacity`` inputs and targets, whatever the number of consolidations.
 
     :param strength: λ, the weight of the mean divergence (>= 0; 0: targets are kept, no
-        gradient).
+        gradient). 0.3 held every task on the shared-input streams where 1 and 3 blocked some
+        (``docs/study/shared-inputs.md``).
     :param capacity: reservoir entries (>= 1). Memory: ``capacity`` × (input + output) values.
     :param batch_size: reservoir entries drawn for each backward pass (>= 1).
     :param fn: ``fn(inputs) -> outputs`` of the model; ``None``: the regulariser's module.
@@ -63,7 +64,7 @@ class FunctionalAnchor(Addon):
 
     def __init__(
         self,
-        strength: float = 1.0,
+        strength: float = 0.3,
         *,
         capacity: int = 4096,
         batch_size: int = 64,

@@ -4,9 +4,11 @@ Per-parameter gradient hooks note which parameters received a gradient; a callba
 autograd's engine (run once per backward, after the last gradient is accumulated and before
 ``backward()`` returns) adds 2·c_g·Ω ⊙ (θ − θ*) to all of them with fused multi-tensor ops:
 before any gradient clipping, exactly as if the penalty were part of the loss, without an
-autograd graph or a second backward pass. The optimizer's step pre/post hooks measure the step
-Δθ (after clipping, momentum, Adam) for SI. Per-step work uses ``torch._foreach_*`` ops and
-never synchronises with the device. This is the only module that uses private torch API.
+autograd graph or a second backward pass. Add-ons with a penalty of their own (a functional
+anchor) add its gradient in the same callback, from an autograd pass over their own data. The
+optimizer's step pre/post hooks measure the step Δθ (after clipping, momentum, Adam) for SI.
+Per-step work uses ``torch._foreach_*`` ops and never synchronises with the device. This is the
+only module that uses private torch API.
 """
 
 from __future__ import annotations
@@ -181,6 +183,10 @@ class PenaltyHooks:
                 [seq[i] for i in idx] for seq in (params, theta, importance, anchor, alpha)
             )
         grads = [p.grad for p in params]
+        if not self._capture and not self._c_on_device and not any(alpha):
+            # c = 0: no quadratic term, only the add-ons' penalties (e.g. a functional anchor).
+            self._add_addon_gradients(grads, idx)
+            return
         diff = torch._foreach_sub(theta, anchor)
         if self._c_on_device:
             torch._foreach_mul_(diff, reg.strength)  # alpha leaves c out

@@ -81,11 +81,11 @@ class ContinualCallback(CallbackList):
     ``ContinualCallback()`` is the recommended method: SI keeping the larger half of each
     importance estimate, normalised, consolidating when the return has dropped and settled
     again. ``ContinualCallback("si_paper")`` is plain SI as in the paper;
-    ``ContinualCallback("si_distill")`` adds a functional anchor for tasks that share their
-    inputs.
+    ``ContinualCallback("distill")`` anchors the policy's function instead of its weights, for
+    tasks that share their inputs.
 
     :param regulariser: a method name from :data:`continual.presets.METHODS` (``"si"``,
-        ``"si_distill"``, ``"si_paper"``, ``"l2"``, ``"ewc"``, ``"mas"``, ``"finetune"``),
+        ``"distill"``, ``"si_paper"``, ``"l2"``, ``"ewc"``, ``"mas"``, ``"finetune"``),
         ``None`` (fine-tuning: the detector still runs and is logged, shift actions still
         apply), a :class:`~continual.regularisers.QuadraticRegulariser` subclass, a factory
         ``(policy, optimizer) -> regulariser``, or an instance built on the model's policy.
@@ -111,7 +111,7 @@ class ContinualCallback(CallbackList):
         ``normalize``, ``keep_top``, ``accumulate``, ``gamma``, ``exclude``,
         ``storage_dtype``, ``addons``. ``None`` values mean "the method's". A given add-on
         replaces the method's of its class, e.g.
-        ``ContinualCallback("si_distill", addons=[FunctionalAnchor(strength=3.0)])``.
+        ``ContinualCallback("distill", addons=[FunctionalAnchor(strength=3.0)])``.
     """
 
     def __init__(

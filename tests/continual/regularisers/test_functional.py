@@ -7,7 +7,7 @@ import torch
 from regulariser_problems import autograd_penalty, fit, make_model, make_tasks
 from torch import nn
 
-from continual.regularisers import SI, FunctionalAnchor, squared_error
+from continual.regularisers import L2, SI, FunctionalAnchor, squared_error
 
 
 def anchored_si(strength: float = 0.8, c: float = 0.5, **kwargs):
@@ -175,3 +175,27 @@ def test_state_bytes_constant_in_consolidations_with_the_anchor() -> None:
     assert reg.state_bytes() == after_one
     reservoir = 100 * 3 * 4 + 100 * 2 * 4 + 100  # inputs, targets (float32), flags
     assert after_one == 4 * reg.param_bytes() + reservoir
+
+
+def test_without_a_quadratic_term_the_gradient_is_task_plus_anchor_gradient() -> None:
+    """``distill``'s carrier: L2 at c = 0 adds only the anchor's gradient."""
+    model = make_model(1)
+    opt = torch.optim.Adam(model.parameters(), lr=0.03)
+    anchor = FunctionalAnchor(0.8, capacity=64, batch_size=16, seed=2)
+    reg = L2(model, opt, c=0.0, addons=[anchor])
+    first, second = make_tasks(n_tasks=2, steps=10)
+    for x, _ in first:
+        anchor.observe(x)
+    fit(model, opt, first)
+    reg.consolidate()
+    fit(model, opt, second)
+    x, y = second[0]
+    rng_state = anchor.buffer.rng.bit_generator.state
+    with reg.hooks_disabled():
+        task = torch.autograd.grad(nn.functional.mse_loss(model(x), y), reg.params)
+        functional = torch.autograd.grad(anchor_penalty_on(anchor, model, rng_state), reg.params)
+    anchor.buffer.rng.bit_generator.state = rng_state
+    model.zero_grad()
+    nn.functional.mse_loss(model(x), y).backward()
+    for p, g, f in zip(reg.params, task, functional, strict=True):
+        torch.testing.assert_close(p.grad, g + f, rtol=1e-10, atol=1e-12)

@@ -1,4 +1,4 @@
-"""``si_distill``: the functional anchor on an SB3 policy, fed by the rollouts."""
+"""``distill``: the functional anchor on an SB3 policy, fed by the rollouts."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from continual.sb3.estimation import policy_divergence, policy_output
 
 def interval(n_steps: int = 128, **kwargs) -> ContinualCallback:
     return ContinualCallback(
-        kwargs.pop("method", "si_distill"),
+        kwargs.pop("method", "distill"),
         trigger="interval",
         trigger_kwargs={"n_steps": n_steps},
         **kwargs,
@@ -76,18 +76,18 @@ def test_a_huge_anchor_keeps_the_policy_where_it_was_consolidated():
 
 
 def test_a_given_anchor_replaces_the_methods_and_other_addons_join_it():
-    cb = ContinualCallback("si_distill", addons=[FunctionalAnchor(3.0, capacity=128)])
+    cb = ContinualCallback("distill", addons=[FunctionalAnchor(3.0, capacity=128)])
     (anchor,) = cb.consolidation.regulariser_kwargs["addons"]
     assert anchor.strength == 3.0 and anchor.capacity == 128
     # Two callbacks of the preset never share an anchor (it holds state).
-    a, b = (ContinualCallback("si_distill").consolidation.regulariser_kwargs for _ in range(2))
+    a, b = (ContinualCallback("distill").consolidation.regulariser_kwargs for _ in range(2))
     assert a["addons"][0] is not b["addons"][0]
     assert "addons" not in ContinualCallback("si").consolidation.regulariser_kwargs
 
 
 def test_recurrent_policies_are_refused_clearly():
     with pytest.raises(ValueError, match="functional anchor: recurrent policies"):
-        make_model("recurrent").learn(64, callback=ContinualCallback("si_distill"))
+        make_model("recurrent").learn(64, callback=ContinualCallback("distill"))
 
 
 def test_the_anchor_follows_the_policy_after_a_reload(tmp_path):

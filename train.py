@@ -355,6 +355,7 @@ def run(
         "num_timesteps": int(model.num_timesteps),
         "consolidations": int(cont.n_consolidations),
         "shifts": int(cont.n_shifts),
+        "state_bytes": cont.state_bytes(),
     }
     success = evaluator.matrix("success").tolist()
     record = build_record(run_info, success, metrics, stream_info(spec, cfg.stream.joint))

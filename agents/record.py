@@ -66,6 +66,9 @@ class RunInfo(TypedDict):
     """Env steps trained."""
     consolidations: int
     shifts: int
+    state_bytes: int
+    """Bytes of the regulariser's state at the end: its parameter-sized buffers and any
+    reservoir (0 without a regulariser); constant in the number of consolidations."""
 
 
 class TaskMetrics(TypedDict):

@@ -232,6 +232,11 @@ class ContinualCallback(CallbackList):
         c = self.consolidation.regulariser_kwargs.get("c")
         return None if c is None else float(c)
 
+    def state_bytes(self) -> int:
+        """Bytes of the regulariser's state (0 without one): constant in the number of
+        consolidations (``docs/concepts.md#memory``)."""
+        return self.consolidation.state_bytes()
+
     def consolidate(self) -> None:
         """Consolidate now (what *settled* does)."""
         self.consolidation.consolidate()

@@ -66,6 +66,7 @@ class ConsolidationCallback(BaseCallback):
         )
         self.n_consolidations = 0
         self._pending: Mapping[str, Any] | None = None
+        self._restored_state_bytes = 0
         self._rng = np.random.default_rng(seed)
 
     @property
@@ -174,12 +175,20 @@ class ConsolidationCallback(BaseCallback):
         if self.verbose:
             print(f"[continual] t={self.num_timesteps}: consolidation #{self.n_consolidations}")
 
+    def state_bytes(self) -> int:
+        """Bytes of the regulariser's state (its buffers and its add-ons' stores; 0 without
+        one), as last built or restored: constant in the number of consolidations."""
+        reg = self.regulariser
+        return reg.state_bytes() if reg is not None else self._restored_state_bytes
+
     def state_dict(self) -> dict[str, Any]:
-        """The regulariser's state (by parameter name; ``None`` without one) and the count."""
+        """The regulariser's state (by parameter name; ``None`` without one), the count and the
+        state's bytes."""
         reg = self.regulariser
         return {
             "regulariser": reg.state_dict() if reg is not None else self._pending,
             "n_consolidations": self.n_consolidations,
+            "state_bytes": self.state_bytes(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -199,6 +208,7 @@ class ConsolidationCallback(BaseCallback):
                 f"state: saved regulariser {saved.get('kind')!r}, callback has {self.kind!r}"
             )
         self.n_consolidations = int(state["n_consolidations"])
+        self._restored_state_bytes = int(state.get("state_bytes", 0))
         if saved is None:
             return
         if self.regulariser is not None:

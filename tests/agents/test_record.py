@@ -33,6 +33,7 @@ def run_info(**kw: object) -> RunInfo:
         "num_timesteps": 2048,
         "consolidations": 1,
         "shifts": 1,
+        "state_bytes": 0,
     }
     info.update(kw)  # type: ignore[typeddict-item]
     return info

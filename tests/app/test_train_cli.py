@@ -39,6 +39,11 @@ def test_tiny_run_writes_every_output_and_prints_table(tiny_run) -> None:
     assert "average" in proc.stdout
     m = json.loads((run_dir / "metrics.json").read_text())
     assert m["run"]["method"] == "si_keep" and m["run"]["stream"] == "quick"
+    # The default SI keeps Ω, θ*, its path integral ω and θ before each step: four float32
+    # buffers per policy and value parameter it holds.
+    state = _payload(run_dir / "continual_state.pt")
+    held = sum(t.numel() * 4 for t in state["regulariser"]["tensors"]["anchor"].values())
+    assert m["run"]["state_bytes"] == 4 * held > 0
     assert m["task_names"] == ["north", "southwest", "southeast"]
     assert m["eval_steps"] == [0, 4096, 8192]
     assert np.asarray(m["success_matrix"]).shape == (3, 3)

@@ -151,13 +151,14 @@ def test_state_round_trip_and_errors() -> None:
         no_module.consolidate()
 
 
-def test_state_bytes_constant_in_consolidations_with_the_anchor() -> None:
-    """SI's four parameter-sized buffers plus the reservoir: the same after 1 and after 200
-    consolidations, with new inputs offered between them."""
+@pytest.mark.parametrize(("cls", "c"), [(L2, 0.0), (SI, 1.0)])  # distill's carrier; a hybrid
+def test_state_bytes_constant_in_consolidations_with_the_anchor(cls, c) -> None:
+    """The regulariser's parameter-sized buffers plus the reservoir: the same after 1 and
+    after 200 consolidations, with new inputs offered between them."""
     model = make_model(0, torch.float32)
     opt = torch.optim.SGD(model.parameters(), lr=0.01)
     anchor = FunctionalAnchor(1.0, capacity=100, batch_size=8)
-    reg = SI(model, opt, addons=[anchor])
+    reg = cls(model, opt, c=c, addons=[anchor])
 
     def observe_step_and_consolidate() -> None:
         x = torch.randn(16, 3)
@@ -174,7 +175,7 @@ def test_state_bytes_constant_in_consolidations_with_the_anchor() -> None:
     assert reg.n_consolidations == 200 and anchor.buffer.n_seen == 3200
     assert reg.state_bytes() == after_one
     reservoir = 100 * 3 * 4 + 100 * 2 * 4 + 100  # inputs, targets (float32), flags
-    assert after_one == 4 * reg.param_bytes() + reservoir
+    assert after_one == len(cls.BUFFERS) * reg.param_bytes() + reservoir
 
 
 def test_without_a_quadratic_term_the_gradient_is_task_plus_anchor_gradient() -> None:

@@ -95,36 +95,32 @@ class ConsolidationCallback(BaseCallback):
                 make_fn = policy_log_likelihood if issubclass(spec, OnlineEWC) else policy_output
                 kwargs["fn"] = make_fn(lambda: self.model.policy)
                 kwargs.setdefault("chunk_size", 32 if issubclass(spec, OnlineEWC) else 1)
-            reg = spec(policy, optimizer, **kwargs)
-        else:
-            assert callable(spec)
-            reg = spec(policy, optimizer)
-            if not isinstance(reg, QuadraticRegulariser):
-                raise ValueError(f"regulariser: factory returned {type(reg).__name__}")
-        self._bind_anchors(reg)
+            return spec(policy, optimizer, **kwargs)
+        assert callable(spec)
+        reg = spec(policy, optimizer)
+        if not isinstance(reg, QuadraticRegulariser):
+            raise ValueError(f"regulariser: factory returned {type(reg).__name__}")
         return reg
 
-    def _anchors(self) -> list[FunctionalAnchor]:
-        reg = self.regulariser
+    @staticmethod
+    def _anchors(reg: QuadraticRegulariser | None) -> list[FunctionalAnchor]:
         return [] if reg is None else [a for a in reg.addons if isinstance(a, FunctionalAnchor)]
 
     def _bind_anchors(self, reg: QuadraticRegulariser) -> None:
-        """A functional anchor left without a model function anchors the policy: its output
-        (Gaussian means or logits) under the KL divergence of two policies."""
-        anchors = [a for a in reg.addons if isinstance(a, FunctionalAnchor)]
-        if not anchors:
-            return
-        if hasattr(self.model.policy, "lstm_actor"):
+        """A functional anchor left with the module's own output anchors the policy's output
+        (Gaussian means or logits) under the KL divergence of two policies, looked up on the
+        model at every call (the policy object changes after ``PPO.load``)."""
+        anchors = self._anchors(reg)
+        if anchors and hasattr(self.model.policy, "lstm_actor"):
             raise ValueError(
                 "functional anchor: recurrent policies are not supported (the policy's output "
                 "on a stored observation needs the LSTM state it was seen in); use 'si'"
             )
-        get_policy = lambda: self.model.policy  # noqa: E731 - looked up after PPO.load too
         for anchor in anchors:
             if anchor.fn is None or anchor.fn is reg.module:
-                anchor.fn = policy_output(get_policy)
+                anchor.fn = policy_output(lambda: self.model.policy)
             if anchor.divergence is squared_error:
-                anchor.divergence = policy_divergence(get_policy)
+                anchor.divergence = policy_divergence(lambda: self.model.policy)
 
     def _on_training_start(self) -> None:
         policy, optimizer = self.model.policy, self.model.policy.optimizer
@@ -137,6 +133,7 @@ class ConsolidationCallback(BaseCallback):
             reg.load_state_dict(self._pending)
         self._pending = None
         if reg is not None:
+            self._bind_anchors(reg)
             reg.attach()
 
     def _on_training_end(self) -> None:
@@ -151,7 +148,7 @@ class ConsolidationCallback(BaseCallback):
         self.logger.record("continual/consolidations", self.n_consolidations)
         if self.regulariser is None:
             return
-        anchors = self._anchors()
+        anchors = self._anchors(self.regulariser)
         if anchors:
             observations = rollout_observations(self.model, None, self._rng)
             for anchor in anchors:

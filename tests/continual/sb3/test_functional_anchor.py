@@ -8,7 +8,7 @@ from small_models import make_model
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from continual import ContinualCallback, FunctionalAnchor
+from continual import L2, ContinualCallback, FunctionalAnchor
 from continual.sb3.estimation import policy_divergence, policy_output
 
 
@@ -103,3 +103,15 @@ def test_the_anchor_follows_the_policy_after_a_reload(tmp_path):
     torch.testing.assert_close(
         anchor_of(cb).fn(x), reloaded.policy.get_distribution(x).distribution.mean
     )
+
+
+def test_an_anchor_on_a_regulariser_built_by_the_user_anchors_the_policy_output():
+    model = make_model("ppo")
+    anchor = FunctionalAnchor()
+    reg = L2(model.policy, model.policy.optimizer, c=0.0, addons=[anchor])
+    assert anchor.fn is model.policy  # a plain module's own output, until training starts
+    cb = ContinualCallback(reg, trigger="interval", trigger_kwargs={"n_steps": 128})
+    model.learn(384, callback=cb)
+    assert anchor.buffer.n_labelled > 0 and cb.regulariser.stats()["anchor/penalty"] >= 0
+    x = torch.zeros(4, 3)
+    torch.testing.assert_close(anchor.fn(x), model.policy.get_distribution(x).distribution.mean)

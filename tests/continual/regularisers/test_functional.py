@@ -10,13 +10,14 @@ from torch import nn
 from continual.regularisers import L2, SI, FunctionalAnchor, squared_error
 
 
-def anchored_si(strength: float = 0.8, c: float = 0.5, **kwargs):
-    """SI with an anchor on a small model, after one task (observed), a consolidation and a
-    second task: (model, optimizer, regulariser, anchor, the second task's batches)."""
+def anchored(cls=SI, strength: float = 0.8, c: float = 0.5, **kwargs):
+    """A regulariser with an anchor on a small model, after one task (observed), a
+    consolidation and a second task: (model, optimizer, regulariser, anchor, the second task's
+    batches)."""
     model = make_model(1)
     opt = torch.optim.Adam(model.parameters(), lr=0.03)
     anchor = FunctionalAnchor(strength, capacity=64, batch_size=16, seed=2, **kwargs)
-    reg = SI(model, opt, c=c, addons=[anchor])
+    reg = cls(model, opt, c=c, addons=[anchor])
     first, second = make_tasks(n_tasks=2, steps=10)
     for x, _ in first:
         anchor.observe(x)
@@ -33,10 +34,12 @@ def anchor_penalty_on(anchor: FunctionalAnchor, model: nn.Module, rng_state) -> 
     return anchor.strength * squared_error(targets, model(inputs)).mean()
 
 
-def test_gradient_is_task_plus_quadratic_plus_anchor_gradient() -> None:
+@pytest.mark.parametrize(("cls", "c"), [(SI, 0.5), (L2, 0.0)])  # a hybrid; distill's carrier
+def test_gradient_is_task_plus_quadratic_plus_anchor_gradient(cls, c) -> None:
     """After a backward, p.grad holds the task gradient, 2·c·Ω ⊙ (θ − θ*) and the anchor's
-    gradient on the batch it drew: as if both penalties were part of the loss."""
-    model, _, reg, anchor, second = anchored_si()
+    gradient on the batch it drew: as if both penalties were part of the loss (at c = 0 the
+    hooks skip the quadratic term)."""
+    model, _, reg, anchor, second = anchored(cls, c=c)
     x, y = second[0]
     rng_state = anchor.buffer.rng.bit_generator.state
     with reg.hooks_disabled():
@@ -44,6 +47,7 @@ def test_gradient_is_task_plus_quadratic_plus_anchor_gradient() -> None:
         quadratic = torch.autograd.grad(autograd_penalty(reg), reg.params)
         functional = torch.autograd.grad(anchor_penalty_on(anchor, model, rng_state), reg.params)
     assert sum(float(g.abs().sum()) for g in functional) > 0
+    assert (sum(float(g.abs().sum()) for g in quadratic) > 0) == (c > 0)
     anchor.buffer.rng.bit_generator.state = rng_state
     model.zero_grad()
     nn.functional.mse_loss(model(x), y).backward()
@@ -54,7 +58,7 @@ def test_gradient_is_task_plus_quadratic_plus_anchor_gradient() -> None:
 def test_si_integrates_the_task_gradient_only() -> None:
     """ω ← ω − g ⊙ Δθ with g the task gradient: the anchor's gradient moves θ (Δθ) but is not
     part of g."""
-    model, opt, reg, _, second = anchored_si(strength=5.0)
+    model, opt, reg, _, second = anchored(SI, strength=5.0)
     x, y = second[1]
     with reg.hooks_disabled():
         task = torch.autograd.grad(nn.functional.mse_loss(model(x), y), reg.params)
@@ -68,7 +72,7 @@ def test_si_integrates_the_task_gradient_only() -> None:
 
 
 def test_targets_are_the_outputs_consolidated_after_the_input_was_seen() -> None:
-    model, _, reg, anchor, second = anchored_si()
+    model, _, reg, anchor, second = anchored(SI)
     buffer = anchor.buffer
     assert buffer.n_labelled == len(buffer) == 64
     first_targets = buffer.targets.clone()
@@ -124,7 +128,7 @@ def test_no_gradient_before_the_first_consolidation_and_at_zero_strength() -> No
 
 
 def test_state_round_trip_and_errors() -> None:
-    _, _, reg, anchor, _ = anchored_si()
+    _, _, reg, anchor, _ = anchored(SI)
     state = reg.state_dict()
     model = make_model(1)
     other = FunctionalAnchor(0.8, capacity=64, batch_size=16)
@@ -176,27 +180,3 @@ def test_state_bytes_constant_in_consolidations_with_the_anchor(cls, c) -> None:
     assert reg.state_bytes() == after_one
     reservoir = 100 * 3 * 4 + 100 * 2 * 4 + 100  # inputs, targets (float32), flags
     assert after_one == len(cls.BUFFERS) * reg.param_bytes() + reservoir
-
-
-def test_without_a_quadratic_term_the_gradient_is_task_plus_anchor_gradient() -> None:
-    """``distill``'s carrier: L2 at c = 0 adds only the anchor's gradient."""
-    model = make_model(1)
-    opt = torch.optim.Adam(model.parameters(), lr=0.03)
-    anchor = FunctionalAnchor(0.8, capacity=64, batch_size=16, seed=2)
-    reg = L2(model, opt, c=0.0, addons=[anchor])
-    first, second = make_tasks(n_tasks=2, steps=10)
-    for x, _ in first:
-        anchor.observe(x)
-    fit(model, opt, first)
-    reg.consolidate()
-    fit(model, opt, second)
-    x, y = second[0]
-    rng_state = anchor.buffer.rng.bit_generator.state
-    with reg.hooks_disabled():
-        task = torch.autograd.grad(nn.functional.mse_loss(model(x), y), reg.params)
-        functional = torch.autograd.grad(anchor_penalty_on(anchor, model, rng_state), reg.params)
-    anchor.buffer.rng.bit_generator.state = rng_state
-    model.zero_grad()
-    nn.functional.mse_loss(model(x), y).backward()
-    for p, g, f in zip(reg.params, task, functional, strict=True):
-        torch.testing.assert_close(p.grad, g + f, rtol=1e-10, atol=1e-12)

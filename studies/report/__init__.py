@@ -45,6 +45,7 @@ from studies.report.detector import (
     detector_quality,
     score_detector,
     stream_truth,
+    unsolved_at_switches,
 )
 from studies.report.markdown import (
     Report,
@@ -134,5 +135,6 @@ __all__ = [
     "stream_truth",
     "success_minus_forgetting",
     "summarize_groups",
+    "unsolved_at_switches",
     "write_report",
 ]

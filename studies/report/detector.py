@@ -46,6 +46,9 @@ class DetectorScore:
     """Shifts not within [boundary - blur/2, boundary + phase length/2] of any boundary."""
     n_consolidations: int
     n_phases: int
+    unsolved: np.ndarray | None = None
+    """Per switch: whether the incoming task was unsolved when its window opened (success
+    below the relearn threshold); ``None`` when unknown."""
 
     @property
     def detected(self) -> float:
@@ -61,6 +64,15 @@ class DetectorScore:
     @property
     def consolidations_per_phase(self) -> float:
         return self.n_consolidations / self.n_phases
+
+    @property
+    def detected_unsolved(self) -> float:
+        """Fraction detected of the switches to a task not yet solved (NaN without any, or
+        when unknown): a switch to a task the agent already solves drops no return, and
+        needs no exploration reset."""
+        if self.unsolved is None or not self.unsolved.any():
+            return math.nan
+        return float(np.mean(~np.isnan(self.shift_lags[self.unsolved])))
 
 
 def _truth(switches: np.ndarray, blur: float, end: float) -> StreamTruth:
@@ -110,6 +122,19 @@ def config_stream_truth(config: dict[str, Any], end: float | None = None) -> Str
     :raises ValueError: its schedule is unreadable.
     """
     stream = config.get("stream") or {}
+    phases = _phases(stream)
+    total = sum(d for _, d in phases)
+    if end is None:
+        end = as_float(config.get("total_steps"))
+        end = total if math.isnan(end) else end
+    if stream.get("joint"):
+        return _truth(np.array([]), 0.0, end)
+    starts = np.cumsum([0.0] + [d for _, d in phases])[:-1]
+    return _truth(starts[1:], float(stream.get("blur") or 0.0), end)
+
+
+def _phases(stream: Mapping[str, Any]) -> list[tuple[Any, float]]:
+    """The config's schedule as (task, steps), consecutive phases of one task merged."""
     phases: list[tuple[Any, float]] = []
     try:
         for entry in stream.get("schedule") or []:
@@ -124,24 +149,45 @@ def config_stream_truth(config: dict[str, Any], end: float | None = None) -> Str
         raise ValueError(f"stream.schedule: unreadable entry ({e})") from e
     if not phases:
         raise ValueError("stream.schedule: missing or empty")
-    total = sum(d for _, d in phases)
-    if end is None:
-        end = as_float(config.get("total_steps"))
-        end = total if math.isnan(end) else end
-    if stream.get("joint"):
-        return _truth(np.array([]), 0.0, end)
-    starts = np.cumsum([0.0] + [d for _, d in phases])[:-1]
-    return _truth(starts[1:], float(stream.get("blur") or 0.0), end)
+    return phases
 
 
-def score_detector(events: RunEvents, truth: StreamTruth) -> DetectorScore:
+def unsolved_at_switches(
+    run: RunRecord, config: Mapping[str, Any], truth: StreamTruth, threshold: float = 0.8
+) -> np.ndarray | None:
+    """Per switch of ``truth``: whether the task it brings was unsolved when the switch's
+    window opened, i.e. its success at the last evaluation at or before b − blur/2 was below
+    ``threshold`` (the relearn threshold; no evaluation yet counts as unsolved). ``None`` when
+    the run has no success matrix or its tasks are not the schedule's (navigation task names).
+    """
+    if not run.success.size or not truth.boundaries.size:
+        return None
+    try:
+        incoming = [str(task) for task, _ in _phases(config.get("stream") or {})[1:]]
+    except ValueError:
+        return None
+    if len(incoming) < len(truth.boundaries) or not set(incoming) <= set(run.tasks):
+        return None
+    column = {task: k for k, task in enumerate(run.tasks)}
+    out = []
+    for b, task in zip(truth.boundaries, incoming, strict=False):
+        before = np.flatnonzero(run.eval_steps <= b - truth.blur / 2)
+        success = run.success[before[-1], column[task]] if before.size else 0.0
+        out.append(bool(success < threshold))
+    return np.array(out, dtype=bool)
+
+
+def score_detector(
+    events: RunEvents, truth: StreamTruth, unsolved: np.ndarray | None = None
+) -> DetectorScore:
     """Score one run's shift and consolidation events against the true switches.
 
     For switch k at boundary b (phase length L after it, blur w), the window is
     [b - w/2, b - w/2 + L): its first shift is the switch's detection and gives the shift lag
     (minus b), none means missed; its first consolidation gives the consolidation lag. Every
     other shift is false (a repeat within a window, or one outside every window). Events at or
-    after ``truth.end`` are ignored.
+    after ``truth.end`` are ignored. ``unsolved`` (from :func:`unsolved_at_switches`) marks
+    the switches to a task not yet solved.
     """
     half = truth.blur / 2
     shifts = events.shift[events.shift < truth.end]
@@ -165,6 +211,7 @@ def score_detector(events: RunEvents, truth: StreamTruth) -> DetectorScore:
         false_shifts=int(shifts.size - detections),
         n_consolidations=int(settled.size),
         n_phases=truth.n_phases,
+        unsolved=unsolved,
     )
 
 
@@ -176,6 +223,7 @@ DETECTOR_COLUMNS: dict[str, str] = {
     "consolidated": "switches consolidated",
     "false_shifts": "false shifts",
     "consolidations_per_phase": "consolidations / phase",
+    "detected_unsolved": "switches to an unsolved task detected",
 }
 
 
@@ -242,7 +290,7 @@ def detector_quality(
         except ValueError as e:
             skipped.append((r.path, str(e)))
             continue
-        score = score_detector(events, truth)
+        score = score_detector(events, truth, unsolved_at_switches(r, cfg, truth))
         rows.append(
             {
                 "path": str(r.path),
@@ -258,6 +306,7 @@ def detector_quality(
                 "consolidated": score.consolidated,
                 "false_shifts": float(score.false_shifts),
                 "consolidations_per_phase": score.consolidations_per_phase,
+                "detected_unsolved": score.detected_unsolved,
                 "source": events.source,
                 "shift_steps": " ".join(f"{s:.0f}" for s in events.shift),
                 "settled_steps": " ".join(f"{s:.0f}" for s in events.settled),

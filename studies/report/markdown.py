@@ -299,8 +299,10 @@ def write_report(
             "length): *shift lag* = first detected shift in it - b (missed: none; negative: "
             "detected within the blur), *consolidation lag* = first consolidation in it - b. "
             "*False shifts* (per run): every shift that is not the first in a switch's window "
-            "(on a joint stream, which has no switch: every shift). "
-            "Lags are per "
+            "(on a joint stream, which has no switch: every shift). *Switches to an unsolved "
+            "task*: the switches whose incoming task had success below 0.8 at the last "
+            "evaluation before its window opened (a switch to a task already solved drops no "
+            "return and needs no exploration reset). Lags are per "
             "run the median over its switches; cells: median over runs [min, max]. Lags in "
             "env steps.",
             "",

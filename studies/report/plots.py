@@ -192,20 +192,29 @@ DETECTOR_TARGET = 0.9
 
 
 def plot_detector(table, path: Path, target: float = DETECTOR_TARGET) -> Path:
-    """Per (method, setting, blur) of the detector table: the share of switches detected and
-    consolidated (median over runs, whiskers min to max) against the target line, and the
-    false shifts per run."""
+    """Per (method, setting, blur) of the detector table: the share of switches detected (of
+    all, and of those to a task not yet solved) and consolidated (median over runs, whiskers
+    min to max) against the target line, and the false shifts per run."""
     plt = _pyplot()
     labels = [
         f"{group_label(m, s)}\nblur {fmt_axis(float(b))}"
         for m, s, b in zip(table["method"], table["setting"], table["blur"], strict=True)
     ]
     x = np.arange(len(labels))
-    fig, axes = plt.subplots(1, 2, figsize=(max(6.0, 1.6 * len(labels) + 3.0), 3.8))
-    width = 0.38
+    fig, axes = plt.subplots(
+        1,
+        2,
+        figsize=(max(8.0, 2.0 * len(labels) + 4.0), 4.0),
+        gridspec_kw={"width_ratios": [2, 1]},
+    )
+    width = 0.27
     for offset, (key, name) in zip(
-        (-width / 2, width / 2),
-        (("detected", "switches detected"), ("consolidated", "switches consolidated")),
+        (-width, 0.0, width),
+        (
+            ("detected", "switches detected"),
+            ("detected_unsolved", "to an unsolved task, detected"),
+            ("consolidated", "switches consolidated"),
+        ),
         strict=True,
     ):
         mid = table[f"{key}_median"].to_numpy(float)
@@ -214,9 +223,10 @@ def plot_detector(table, path: Path, target: float = DETECTOR_TARGET) -> Path:
         )
         axes[0].bar(x + offset, mid, width, yerr=np.nan_to_num(err), capsize=3, label=name)
     axes[0].axhline(target, color="k", ls="--", lw=1, label=f"target {target:.0%}")
-    axes[0].set_ylim(0, 1.05)
-    axes[0].set_title("share of the true switches", pad=24)
-    axes[0].legend(fontsize=7, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=3)
+    axes[0].set_ylim(0, 1.4)
+    axes[0].set_yticks(np.linspace(0, 1, 6))
+    axes[0].set_title("share of the true switches")
+    axes[0].legend(fontsize=7, loc="upper left", ncol=2, frameon=False)
     false = table["false_shifts_median"].to_numpy(float)
     err = np.vstack(
         [
@@ -226,7 +236,7 @@ def plot_detector(table, path: Path, target: float = DETECTOR_TARGET) -> Path:
     )
     axes[1].bar(x, false, yerr=np.nan_to_num(err), capsize=3, color="C3")
     axes[1].set_ylim(0, max(1.0, float(np.nanmax(table["false_shifts_max"].to_numpy(float)))) * 1.1)
-    axes[1].set_title("false shifts per run (target 0)", pad=24)
+    axes[1].set_title("false shifts per run (target 0)")
     for ax in axes:
         ax.set_xticks(x, labels, rotation=30, ha="right", fontsize=7)
         ax.grid(axis="y", alpha=0.3)

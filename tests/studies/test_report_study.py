@@ -415,6 +415,38 @@ def test_score_detector_lags_misses_and_false_shifts() -> None:
     assert score.n_consolidations == 4 and score.consolidations_per_phase == 1.0
 
 
+def test_switches_to_an_unsolved_task_are_scored_apart() -> None:
+    """A revisit of a task the agent still solves needs no shift: the detector is also scored
+    on the switches whose incoming task was below 0.8 when its window opened."""
+    cfg = make_config(phases=[("a", 1000), ("b", 1000), ("a", 1000), ("b", 1000)], blur=200)
+    truth = rep.config_stream_truth(cfg)
+    assert truth.boundaries.tolist() == [1000, 2000, 3000]
+    run = rep.RunRecord(
+        path=Path("r"),
+        method="m",
+        seed=0,
+        setting="",
+        base_setting="",
+        strength=None,
+        strength_name=None,
+        metrics={},
+        tasks=["a", "b"],
+        eval_steps=np.array([0.0, 800.0, 1800.0, 2800.0, 3900.0]),
+        # b unsolved at 800; a solved at 1800; b still solved at 2800
+        success=np.array([[0, 0], [1, 0], [1, 1], [0.5, 1], [1, 1]], dtype=float),
+    )
+    unsolved = rep.unsolved_at_switches(run, cfg, truth)
+    # windows open at 900, 1900, 2900: b (0 at 800), a (1 at 1800), b (1 at 2800)
+    assert unsolved.tolist() == [True, False, False]
+    events = rep.RunEvents(np.array([]), np.array([1200.0]), source="test")
+    score = rep.score_detector(events, truth, unsolved)
+    assert score.detected == pytest.approx(1 / 3) and score.detected_unsolved == 1.0
+    assert math.isnan(rep.score_detector(events, truth).detected_unsolved)  # unknown
+    # tasks of another kind than the schedule's names: unknown, not guessed
+    other = rep.RunRecord(**{**run.__dict__, "tasks": ["x", "y"]})
+    assert rep.unsolved_at_switches(other, cfg, truth) is None
+
+
 def test_read_events_from_tensorboard_metrics_and_counters(tmp_path: Path) -> None:
     run = write_run(tmp_path / "r", "si_plateau", 0, 0.5)
     write_events(run, settled=[20480, 61440], shift=[36864], end=98304)

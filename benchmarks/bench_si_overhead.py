@@ -28,6 +28,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
+import envs  # noqa: F401  registers the SynapticNav/... ids that --env may name
 from continual import SI, ContinualCallback
 
 #: The methods timed against plain PPO: the default and the shared-input method.

@@ -54,7 +54,15 @@ SCHEMA_FIELDS: dict[str, str] = {
 
 #: Overrides that never define a setting: the seed pools, the method has its own column, and
 #: these only say where outputs go or how runs are launched.
-_NON_SETTING_KEYS = ("seed", "continual", "hydra", "output_dir", "run_dir", "resume")
+_NON_SETTING_KEYS = (
+    "seed",
+    "continual",
+    "hydra",
+    "output_dir",
+    "run_dir",
+    "resume",
+    "progress_bar",
+)
 
 
 def success_minus_forgetting(metrics: dict[str, Any]) -> float:
@@ -187,8 +195,16 @@ def setting_items(overrides: Sequence[str]) -> list[str]:
         key = override_key(o)
         if key in _NON_SETTING_KEYS or key.startswith(("hydra.", "hydra/")):
             continue
-        kept.append(o.lstrip("+"))
+        kept.append(_canonical(o.lstrip("+")))
     return sorted(kept)
+
+
+def _canonical(override: str) -> str:
+    """``key=False`` and ``key=false`` are the same config to Hydra, so they must group together."""
+    key, sep, value = override.partition("=")
+    if sep and value.lower() in ("true", "false"):
+        return f"{key}={value.lower()}"
+    return override
 
 
 def _setting(

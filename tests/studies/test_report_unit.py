@@ -126,6 +126,17 @@ def test_summary_groups_by_method_and_setting(study: Path) -> None:
     assert si.iloc[1].average_performance == pytest.approx(0.76)
 
 
+def test_a_bool_spelt_in_either_case_and_the_progress_bar_do_not_split_a_group(
+    tmp_path: Path,
+) -> None:
+    # Hydra reads eval.stochastic=False and =false as the same value; one run typed each.
+    write_run(tmp_path / "0", "si", 0, 0.5, ("eval.stochastic=False", "progress_bar=False"))
+    write_run(tmp_path / "1", "si", 1, 0.7, ("eval.stochastic=false",))
+    df = rep.summarize_groups(rep.load_runs([tmp_path]).runs, ["average_performance"])
+    assert len(df) == 1 and df.iloc[0].n_runs == 2
+    assert df.iloc[0].average_performance == pytest.approx(0.6)
+
+
 def test_sensitivity_and_near_best_range(study: Path) -> None:
     lines = rep.sensitivity(rep.load_runs([study]).runs)
     assert len(lines) == 1

@@ -1,8 +1,10 @@
 """Mechanisms tried against slow re-learning, kept for the plasticity study.
 
-None of them made re-learning faster (docs/study/plasticity.md), so none is in the library.
+Under SI none of them made re-learning faster (docs/study/plasticity.md; shrink-and-perturb
+did, without a penalty, keeping nothing), so none is in the library.
 The shift actions plug into ``train.py`` as ``continual.on_shift`` entries, the regenerative
-pull as a ``continual.addons`` entry, e.g.::
+pull (and the add-on that lets shrink-and-perturb spare the kept weights) as
+``continual.addons`` entries, e.g.::
 
     python train.py stream=relearn continual=si_keep continual.trigger=boundary \\
         'continual.on_shift=[{_target_:continual.ResetExploration},{_target_:studies.plasticity.ResetOptimizer}]'
@@ -17,6 +19,7 @@ A shift action is a callable ``action(model) -> None``
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
@@ -26,9 +29,32 @@ from torch import nn
 
 from continual.regularisers.penalty import Addon, QuadraticRegulariser
 
-__all__ = ["RegenerativePull", "ResetOptimizer", "ResetPolicyHead", "ResetValueNet"]
+__all__ = [
+    "PublishFreeWeights",
+    "RegenerativePull",
+    "ResetOptimizer",
+    "ResetPolicyHead",
+    "ResetValueNet",
+    "ShrinkPerturb",
+]
 
 _STATE_KEY = "regenerative_initial"
+
+# id(parameter) -> (a weak reference to it, the bool mask of its entries that no consolidation
+# kept, Ω = 0), written by PublishFreeWeights: a shift action sees only the model, not the
+# regulariser. Keyed by id because tensors compare element-wise.
+_free_masks: dict[int, tuple[weakref.ref[torch.Tensor], torch.Tensor]] = {}
+
+
+def _publish_free(param: torch.Tensor, free: torch.Tensor) -> None:
+    for key in [k for k, (ref, _) in _free_masks.items() if ref() is None]:
+        del _free_masks[key]
+    _free_masks[id(param)] = (weakref.ref(param), free)
+
+
+def _free_mask(param: torch.Tensor) -> torch.Tensor | None:
+    ref, free = _free_masks.get(id(param), (None, None))
+    return free if ref is not None and ref() is param else None
 
 
 class ResetOptimizer:
@@ -80,22 +106,112 @@ class ResetPolicyHead:
 
 
 def _reinitialise(policy: nn.Module, modules: list[tuple[nn.Module, float]]) -> None:
-    """Orthogonal init with the given gains and zero biases (torch's default init when the
-    policy was built without ``ortho_init``); the modules' optimizer state is dropped."""
+    """Re-initialise every linear layer of ``modules`` (:func:`_fresh_init`) and drop the
+    modules' optimizer state."""
     ortho = bool(getattr(policy, "ortho_init", False))
     with torch.no_grad():
         for module, gain in modules:
-            for layer in module.modules():
-                if not isinstance(layer, nn.Linear):
-                    continue
-                if ortho:
-                    nn.init.orthogonal_(layer.weight, gain=gain)
-                    if layer.bias is not None:
-                        layer.bias.zero_()
-                else:
-                    layer.reset_parameters()
+            for layer in _linear_layers(module):
+                weight, bias = _fresh_init(layer, gain, ortho)
+                layer.weight.copy_(weight)
+                if layer.bias is not None:
+                    layer.bias.copy_(bias)
             for p in module.parameters():
                 policy.optimizer.state.pop(p, None)
+
+
+def _linear_layers(module: nn.Module) -> list[nn.Linear]:
+    return [layer for layer in module.modules() if isinstance(layer, nn.Linear)]
+
+
+def _fresh_init(layer: nn.Linear, gain: float, ortho: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """A new draw of ``layer``'s (weight, bias) as ``ActorCriticPolicy`` initialises it:
+    orthogonal with ``gain`` and zero bias, or torch's default init without ``ortho_init``."""
+    if ortho:
+        weight = nn.init.orthogonal_(torch.empty_like(layer.weight), gain=gain)
+        return weight, torch.zeros(layer.out_features, dtype=weight.dtype, device=weight.device)
+    fresh = nn.Linear(layer.in_features, layer.out_features, device=layer.weight.device)
+    return fresh.weight.detach(), fresh.bias.detach()
+
+
+def _actor_critic_layers(policy: nn.Module) -> list[tuple[nn.Module, float]]:
+    """The policy's MLPs and heads with the gains ``ActorCriticPolicy`` initialises them with."""
+    return [
+        (policy.mlp_extractor.policy_net, math.sqrt(2)),
+        (policy.mlp_extractor.value_net, math.sqrt(2)),
+        (policy.action_net, 0.01),
+        (policy.value_net, 1.0),
+    ]
+
+
+class ShrinkPerturb:
+    """Shrink the weights of the actor and the critic toward zero and add a fresh draw of the
+    initialisation (Ash & Adams 2020, "On warm-starting neural network training"):
+
+        θ ← λ · θ + σ · θ_fresh,   θ_fresh drawn as ``ActorCriticPolicy`` initialises θ
+
+    Shrinking keeps the directions the network has learned and restores the gradient scale
+    of a young network; the noise revives units that stopped responding. Adam's state is
+    kept; ``log_std`` is left to :class:`continual.ResetExploration`.
+
+    :param shrink: λ, in (0, 1].
+    :param perturb: σ, the weight of the fresh draw, ≥ 0.
+    :param free_only: only the entries that no consolidation kept (Ω = 0), as published by
+        :class:`PublishFreeWeights` among the same callback's add-ons; parameters the
+        regulariser does not hold are treated as free. ``False``: every weight, and the
+        penalty pulls the important ones back.
+    """
+
+    def __init__(self, shrink: float = 0.8, perturb: float = 0.2, free_only: bool = False) -> None:
+        if not 0.0 < shrink <= 1.0:
+            raise ValueError(f"shrink: must be in (0, 1], got {shrink}")
+        if perturb < 0.0:
+            raise ValueError(f"perturb: must be >= 0, got {perturb}")
+        self.shrink, self.perturb, self.free_only = float(shrink), float(perturb), free_only
+
+    def __call__(self, model: BaseAlgorithm) -> None:
+        policy = model.policy
+        if self.free_only and all(_free_mask(p) is None for p in policy.parameters()):
+            raise ValueError(
+                "ShrinkPerturb(free_only=True): no regulariser published its free weights; add "
+                "studies.plasticity.PublishFreeWeights to the callback's addons"
+            )
+        ortho = bool(getattr(policy, "ortho_init", False))
+        with torch.no_grad():
+            for module, gain in _actor_critic_layers(policy):
+                for layer in _linear_layers(module):
+                    fresh = _fresh_init(layer, gain, ortho)
+                    for param, draw in zip((layer.weight, layer.bias), fresh, strict=True):
+                        if param is not None:
+                            self._blend(param, draw)
+
+    def _blend(self, param: torch.Tensor, draw: torch.Tensor) -> None:
+        blended = param * self.shrink + draw * self.perturb
+        free = _free_mask(param) if self.free_only else None
+        param.copy_(blended if free is None else torch.where(free, blended, param))
+
+    def __repr__(self) -> str:
+        return (
+            f"ShrinkPerturb(shrink={self.shrink}, perturb={self.perturb}, "
+            f"free_only={self.free_only})"
+        )
+
+
+class PublishFreeWeights(Addon):
+    """Publishes, at every consolidation, which entries of the regularised parameters carry no
+    importance (Ω = 0), for :class:`ShrinkPerturb` with ``free_only=True``: a shift action is
+    called with the model alone. Before the first consolidation every entry is free."""
+
+    def bind(self, reg: QuadraticRegulariser) -> None:
+        for p in reg.params:
+            _publish_free(p, torch.ones_like(p, dtype=torch.bool))
+
+    def coefficients_changed(self, reg: QuadraticRegulariser) -> None:
+        for p, omega in zip(reg.params, reg._importance, strict=True):
+            _publish_free(p, omega == 0)
+
+    def __repr__(self) -> str:
+        return "PublishFreeWeights()"
 
 
 class RegenerativePull(Addon):

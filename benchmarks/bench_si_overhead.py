@@ -4,6 +4,7 @@ naive per-task storage, and torch 1 vs 2 threads.
 
     python benchmarks/bench_si_overhead.py            # about 6–8 minutes on 2 cores
     python benchmarks/bench_si_overhead.py --quick    # smoke run
+    python benchmarks/bench_si_overhead.py --env SynapticNav/Nav-v0 --agent project --n-envs 16
 
 Wall time: PPO ``learn`` on a vectorised gymnasium env (MlpPolicy, n_steps=512, SB3 defaults
 otherwise). Models with the same seed, one plain and one per method, learn the same steps in one
@@ -29,25 +30,48 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.env_util import make_vec_env
 
 import envs  # noqa: F401  registers the SynapticNav/... ids that --env may name
+from agents import AgentConfig, make_agent
 from continual import SI, ContinualCallback
 
 #: The methods timed against plain PPO: the default and the shared-input method.
 TIMED = ("si", "distill")
 
 
-def make_model(env_id: str, n_envs: int, seed: int) -> PPO:
-    return PPO("MlpPolicy", make_vec_env(env_id, n_envs=n_envs, seed=seed), seed=seed, n_steps=512)
+#: ``--agent`` choices: SB3's PPO defaults, or the training app's ``agent=ppo``.
+AGENTS = ("sb3", "project")
 
 
-def timed_learn(env_id: str, n_envs: int, steps: int, seed: int) -> float:
-    """Wall seconds of one plain PPO ``learn`` of ``steps`` steps."""
-    model = make_model(env_id, n_envs, seed)
+def make_model(env_id: str, n_envs: int, seed: int, agent: str = "sb3") -> PPO:
+    """``agent="sb3"``: SB3's PPO defaults (MlpPolicy, 64-64 policy and value nets, batch 64)
+    with ``n_steps=512``; ``"project"``: the training app's ``agent=ppo`` (256-256 nets,
+    ``n_steps=128``, batch 256, 10 epochs; it sets one torch thread)."""
+    env = make_vec_env(env_id, n_envs=n_envs, seed=seed)
+    if agent == "project":
+        model = make_agent(AgentConfig(), env, seed=seed)
+        assert isinstance(model, PPO)
+        return model
+    return PPO("MlpPolicy", env, seed=seed, n_steps=512)
+
+
+def timed_learn(
+    env_id: str, n_envs: int, steps: int, seed: int, agent: str, n_threads: int
+) -> float:
+    """Wall seconds of one plain PPO ``learn`` of ``steps`` steps on ``n_threads`` torch threads."""
+    model = make_model(env_id, n_envs, seed, agent)
+    torch.set_num_threads(n_threads)  # after the model: the project's agent sets one thread
     start = time.perf_counter()
     model.learn(steps)
     return time.perf_counter() - start
 
 
-def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts: int) -> None:
+def wall_time(
+    env_id: str,
+    n_envs: int,
+    steps: int,
+    repeats: int,
+    chunk_rollouts: int,
+    agent: str,
+) -> None:
     """PPO alone and PPO with each method of :data:`TIMED` learn the same steps from the same
     seed, in chunks of ``chunk_rollouts`` rollouts whose order reverses every chunk (A B C,
     C B A, ...); per repeat the ratio of each method's summed time to PPO's.
@@ -55,12 +79,12 @@ def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts
     Interleaving a few seconds at a time matters on a shared machine: the speed of a whole
     ``learn`` drifts by ±20% between runs, far more than the effect measured here.
     """
-    make_model(env_id, n_envs, 0).learn(2048)  # warm-up: imports, allocator
+    make_model(env_id, n_envs, 0, agent).learn(2048)  # warm-up: imports, allocator
     names = ["plain", *TIMED]
     walls: dict[str, list[float]] = {m: [] for m in TIMED}
     cpus: dict[str, list[float]] = {m: [] for m in TIMED}
     for r in range(repeats):
-        models = {name: make_model(env_id, n_envs, r) for name in names}
+        models = {name: make_model(env_id, n_envs, r, agent) for name in names}
         per_rollout = models["plain"].n_steps * n_envs
         chunk = chunk_rollouts * per_rollout
         # Each method's defaults, consolidating at the first rollout end: the penalty gradient
@@ -99,14 +123,15 @@ def wall_time(env_id: str, n_envs: int, steps: int, repeats: int, chunk_rollouts
         )
 
 
-def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
+def optimizer_step_overhead(env_id: str, n_steps: int, agent: str) -> None:
     """Per optimizer step: the full PPO-like update with and without SI, and the hook work
     alone (the end-of-backward callback and the step pre- and post-hook, called directly)."""
     env = gym.make(env_id)
-    model = PPO("MlpPolicy", make_vec_env(env_id, n_envs=1), seed=0)
+    model = make_model(env_id, 16 if agent == "project" else 1, 0, agent)  # a full batch
     policy, opt = model.policy, model.policy.optimizer
-    obs = torch.as_tensor(np.stack([env.observation_space.sample() for _ in range(64)]))
-    actions = torch.as_tensor(np.stack([env.action_space.sample() for _ in range(64)]))
+    batch = model.batch_size
+    obs = torch.as_tensor(np.stack([env.observation_space.sample() for _ in range(batch)]))
+    actions = torch.as_tensor(np.stack([env.action_space.sample() for _ in range(batch)]))
 
     def update() -> None:
         values, log_prob, entropy = policy.evaluate_actions(obs, actions)
@@ -164,7 +189,7 @@ def optimizer_step_overhead(env_id: str, n_steps: int) -> None:
     direct = per_step(hook_work, n_steps)
     n_params = sum(p.numel() for p in si.params)
     print(
-        f"optimizer step (batch 64; SI on {len(si.params)} policy and value tensors, "
+        f"optimizer step (batch {batch}; SI on {len(si.params)} policy and value tensors, "
         f"{n_params} values): "
         f"PPO {plain:.0f} us, PPO+SI {with_si:.0f} us (medians of 20 alternating blocks), "
         f"paired difference {diffs:.0f} us ({diffs / plain:+.1%}); "
@@ -197,12 +222,11 @@ def memory_table() -> None:
     row("Linear 10000 x 5000 (the field report's layer)", torch.nn.Linear(10000, 5000, bias=False))
 
 
-def threads(env_id: str, n_envs: int, steps: int, repeats: int) -> None:
+def threads(env_id: str, n_envs: int, steps: int, repeats: int, agent: str) -> None:
     times: dict[int, list[float]] = {1: [], 2: []}
     for r in range(repeats):
         for n in (1, 2):
-            torch.set_num_threads(n)
-            times[n].append(timed_learn(env_id, n_envs, steps, r))
+            times[n].append(timed_learn(env_id, n_envs, steps, r, agent, n))
     torch.set_num_threads(1)
     one, two = statistics.median(times[1]), statistics.median(times[2])
     print(
@@ -216,6 +240,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--n-envs", type=int, default=4)
+    parser.add_argument(
+        "--agent",
+        choices=AGENTS,
+        default="sb3",
+        help="sb3: SB3's PPO defaults (64-64, batch 64); project: train.py's agent=ppo "
+        "(256-256, batch 256; use --n-envs 16)",
+    )
     parser.add_argument("--steps", type=int, default=16384)
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument(
@@ -228,16 +259,16 @@ def main() -> None:
     torch.set_num_threads(1)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), env {args.env} "
-        f"x{args.n_envs}, {args.steps} steps per run"
+        f"x{args.n_envs}, {args.steps} steps per run, agent {args.agent}"
     )
     print(f"\n== wall time, interleaved every {args.chunk_rollouts} rollouts ==")
-    wall_time(args.env, args.n_envs, args.steps, args.repeats, args.chunk_rollouts)
+    wall_time(args.env, args.n_envs, args.steps, args.repeats, args.chunk_rollouts, args.agent)
     print("\n== per optimizer step ==")
-    optimizer_step_overhead(args.env, 200 if args.quick else 1000)
+    optimizer_step_overhead(args.env, 200 if args.quick else 1000, args.agent)
     print("\n== memory ==")
     memory_table()
     print("\n== threads ==")
-    threads(args.env, args.n_envs, args.steps // 2, max(1, args.repeats // 2 + 1))
+    threads(args.env, args.n_envs, args.steps // 2, max(1, args.repeats // 2 + 1), args.agent)
 
 
 if __name__ == "__main__":

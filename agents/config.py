@@ -38,6 +38,9 @@ class AgentConfig:
     pi_layers: list[int] = field(default_factory=lambda: [256, 256])
     vf_layers: list[int] = field(default_factory=lambda: [256, 256])
     activation: str = "tanh"
+    # Normalise each hidden layer's pre-activations (no learned scale or shift). Off: it made
+    # re-learning only slightly faster, not enough to change the agent (docs/study/plasticity.md).
+    layer_norm: bool = False
     log_std_init: float = 0.0
     ortho_init: bool = True
     # RecurrentPPO only.

@@ -14,12 +14,18 @@ from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 from stable_baselines3.common.vec_env import VecEnv
 
 from agents.config import AgentConfig, validate_agent_config
+from agents.layers import LayerNormELU, LayerNormReLU, LayerNormTanh
 from envs.coerce import coerce
 
 _ACTIVATIONS: dict[str, type[torch.nn.Module]] = {
     "tanh": torch.nn.Tanh,
     "relu": torch.nn.ReLU,
     "elu": torch.nn.ELU,
+}
+_LAYER_NORMED: dict[str, type[torch.nn.Module]] = {
+    "tanh": LayerNormTanh,
+    "relu": LayerNormReLU,
+    "elu": LayerNormELU,
 }
 
 
@@ -65,7 +71,7 @@ def make_agent(
     set_torch_threads(c.torch_threads)
     policy_kwargs: dict[str, Any] = {
         "net_arch": {"pi": list(c.pi_layers), "vf": list(c.vf_layers)},
-        "activation_fn": _ACTIVATIONS[c.activation],
+        "activation_fn": (_LAYER_NORMED if c.layer_norm else _ACTIVATIONS)[c.activation],
         "ortho_init": c.ortho_init,
     }
     if not _is_discrete(env):

@@ -102,3 +102,24 @@ def test_make_agent_separate_policy_and_value_nets() -> None:
         make_agent({"algo": "dqn"}, env)
     with pytest.raises(ValueError, match="unknown agent field"):
         make_agent({"widht": 3}, env)
+
+
+def test_layer_norm_normalises_each_hidden_layer_and_adds_no_parameters() -> None:
+    plain = make_agent(SMALL, _env(), seed=0)
+    normed = make_agent({**SMALL, "layer_norm": True}, _env(), seed=0)
+    assert [n for n, _ in normed.policy.named_parameters()] == [
+        n for n, _ in plain.policy.named_parameters()
+    ]
+    hidden = normed.policy.mlp_extractor.policy_net
+    x = torch.randn(5, hidden[0].in_features) * 100.0
+    pre = hidden[0](x)
+    expected = torch.tanh(
+        (pre - pre.mean(-1, keepdim=True)) / pre.std(-1, unbiased=False, keepdim=True)
+    )
+    assert torch.allclose(hidden[1](pre), expected, atol=1e-4)
+    # the 100x input scale does not reach the activations: the tanh does not saturate
+    assert float(hidden[1](pre).abs().max()) < 0.999
+    buf = io.BytesIO()
+    normed.save(buf)
+    loaded = load_agent({**SMALL, "layer_norm": True}, buf.getvalue(), _env())
+    assert type(loaded.policy.mlp_extractor.policy_net[1]) is type(hidden[1])

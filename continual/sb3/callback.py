@@ -100,7 +100,8 @@ class ContinualCallback(CallbackList):
         another method's selection (by an earlier release) resumes with the selection it was
         saved with.
     :param signal: what the detector watches: ``"negative_return"`` (default),
-        ``"unexplained_variance"``, ``"value_mse"`` or a callable ``model -> float``.
+        ``"unexplained_variance"``, ``"value_mse"``, ``"ppo_loss"`` or a callable
+        ``model -> float``.
     :param trigger_kwargs: keyword arguments of a trigger given by name.
     :param on_shift: actions ``action(model)`` run at each detected shift; ``None``:
         ``[ResetExploration(log_std=0.0)]``; ``[]``: none.

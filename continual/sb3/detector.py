@@ -26,9 +26,10 @@ class TaskShiftDetector(BaseCallback):
     Logs ``continual/signal/<name>``, ``continual/shifts``, ``continual/event_settled``,
     ``continual/event_shift`` and ``continual/trigger/*`` to the model's logger.
 
-    :param signal: ``"negative_return"`` | ``"unexplained_variance"`` | ``"value_mse"`` (see
-        :mod:`continual.sb3.signals`) or a callable ``model -> float``. With the plateau
-        trigger, a built-in signal brings its tuned thresholds (``PLATEAU_DEFAULTS``).
+    :param signal: ``"negative_return"`` | ``"unexplained_variance"`` | ``"value_mse"`` |
+        ``"ppo_loss"`` (see :mod:`continual.sb3.signals`) or a callable ``model -> float``.
+        With the plateau trigger, a built-in signal brings its tuned thresholds
+        (``PLATEAU_DEFAULTS``).
     :param trigger: ``"plateau"`` (task-free), ``"boundary"`` (oracle: reads
         ``info["dominant_task_id"]``), ``"interval"`` (needs ``trigger_kwargs={"n_steps": N}``),
         ``"never"``, or a :class:`~continual.triggers.Trigger` instance.

@@ -20,6 +20,7 @@ __all__ = [
     "SIGNALS",
     "Signal",
     "negative_return",
+    "ppo_loss",
     "unexplained_variance",
     "value_mse",
 ]
@@ -61,28 +62,43 @@ def negative_return(model: BaseAlgorithm) -> float:
     return -float(np.mean([ep["r"] for ep in episodes]))
 
 
+def ppo_loss(model: BaseAlgorithm) -> float:
+    """The training loss of the last update as SB3 logs it (``train/loss``: for PPO the
+    clipped surrogate + ``vf_coef`` · value loss − ``ent_coef`` · entropy, of the update's last
+    minibatch; NaN before the first update). At a rollout's end the logger holds the previous
+    update's values, not yet dumped. It can cross zero, so it uses the return's range-scaled
+    thresholds."""
+    value = model.logger.name_to_value.get("train/loss")
+    return math.nan if value is None else float(value)
+
+
 #: Built-in signals by name.
 SIGNALS: dict[str, Signal] = {
     "unexplained_variance": unexplained_variance,
     "value_mse": value_mse,
     "negative_return": negative_return,
+    "ppo_loss": ppo_loss,
 }
 
+# The return's thresholds, in shares of the signal's range seen so far (PLATEAU_DEFAULTS).
+_RANGE_SCALED: dict[str, Any] = {
+    "scale": "range",
+    "window": 8,
+    "k": 3.0,
+    "rel_floor": 0.2,
+    "spread_tol": 0.04,
+    "slope_tol": 0.1,
+    "min_after_peak": 4,
+    "min_spacing": 4,
+    "min_recovery": 0.3,
+}
 #: Plateau-trigger settings per built-in signal, under any ``trigger_kwargs`` the user gives.
 #: ``negative_return``: a shift is a rise of 20% of the return range seen so far; a window is a
 #: plateau once its spread is under 4% of that range, its fitted change under 10%, and it lies
-#: 30% of the range below the post-shift peak. ``unexplained_variance`` and ``value_mse`` use
-#: the trigger's own mean-scaled defaults.
+#: 30% of the range below the post-shift peak. ``ppo_loss``, which crosses zero too, uses the
+#: same range-scaled settings. ``unexplained_variance`` and ``value_mse`` use the trigger's own
+#: mean-scaled defaults.
 PLATEAU_DEFAULTS: dict[str, dict[str, Any]] = {
-    "negative_return": {
-        "scale": "range",
-        "window": 8,
-        "k": 3.0,
-        "rel_floor": 0.2,
-        "spread_tol": 0.04,
-        "slope_tol": 0.1,
-        "min_after_peak": 4,
-        "min_spacing": 4,
-        "min_recovery": 0.3,
-    },
+    "negative_return": _RANGE_SCALED,
+    "ppo_loss": dict(_RANGE_SCALED),
 }

@@ -404,6 +404,18 @@ def test_negative_return_signal_is_sb3_episode_return_and_brings_its_thresholds(
     assert math.isnan(SIGNALS["negative_return"](model))
 
 
+def test_ppo_loss_signal_is_the_last_updates_logged_loss():
+    model = make_model("ppo", "CartPole-v1")
+    cb = ContinualCallback("si", signal="ppo_loss")
+    assert cb.trigger.scale == "range"  # the return's range-scaled thresholds
+    model.learn(64, callback=cb)  # one rollout, no update before its end
+    assert math.isnan(cb.detector.last_signal)
+    model.learn(256, callback=cb, reset_num_timesteps=False)
+    assert math.isfinite(cb.detector.last_signal)  # the loss of the update before it
+    logged = model.logger.name_to_value["train/loss"]
+    assert SIGNALS["ppo_loss"](model) == logged and math.isfinite(logged)
+
+
 def test_method_presets_are_one_name_away():
     """The default is the recommended method; plain SI as in the paper is one name away."""
     default, named = ContinualCallback(), ContinualCallback("si")

@@ -81,10 +81,8 @@ class ResetValueNet:
     """
 
     def __call__(self, model: BaseAlgorithm) -> None:
-        policy = model.policy
-        _reinitialise(
-            policy, [(policy.mlp_extractor.value_net, math.sqrt(2)), (policy.value_net, 1.0)]
-        )
+        layers = _actor_critic_layers(model.policy)
+        _reinitialise(model.policy, [layers["value_mlp"], layers["value_head"]])
 
     def __repr__(self) -> str:
         return "ResetValueNet()"
@@ -99,7 +97,7 @@ class ResetPolicyHead:
     """
 
     def __call__(self, model: BaseAlgorithm) -> None:
-        _reinitialise(model.policy, [(model.policy.action_net, 0.01)])
+        _reinitialise(model.policy, [_actor_critic_layers(model.policy)["action_head"]])
 
     def __repr__(self) -> str:
         return "ResetPolicyHead()"
@@ -134,14 +132,14 @@ def _fresh_init(layer: nn.Linear, gain: float, ortho: bool) -> tuple[torch.Tenso
     return fresh.weight.detach(), fresh.bias.detach()
 
 
-def _actor_critic_layers(policy: nn.Module) -> list[tuple[nn.Module, float]]:
-    """The policy's MLPs and heads with the gains ``ActorCriticPolicy`` initialises them with."""
-    return [
-        (policy.mlp_extractor.policy_net, math.sqrt(2)),
-        (policy.mlp_extractor.value_net, math.sqrt(2)),
-        (policy.action_net, 0.01),
-        (policy.value_net, 1.0),
-    ]
+def _actor_critic_layers(policy: nn.Module) -> dict[str, tuple[nn.Module, float]]:
+    """The policy's MLPs and heads, each with the gain ``ActorCriticPolicy`` initialises it with."""
+    return {
+        "policy_mlp": (policy.mlp_extractor.policy_net, math.sqrt(2)),
+        "value_mlp": (policy.mlp_extractor.value_net, math.sqrt(2)),
+        "action_head": (policy.action_net, 0.01),
+        "value_head": (policy.value_net, 1.0),
+    }
 
 
 class ShrinkPerturb:
@@ -178,7 +176,7 @@ class ShrinkPerturb:
             )
         ortho = bool(getattr(policy, "ortho_init", False))
         with torch.no_grad():
-            for module, gain in _actor_critic_layers(policy):
+            for module, gain in _actor_critic_layers(policy).values():
                 for layer in _linear_layers(module):
                     fresh = _fresh_init(layer, gain, ortho)
                     for param, draw in zip((layer.weight, layer.bias), fresh, strict=True):

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "RELEARN_THRESHOLD",
     "auc",
     "average_forgetting",
     "average_performance",
@@ -42,6 +43,10 @@ __all__ = [
     "summarize",
     "window_end_index",
 ]
+
+
+#: The success at which a task counts as learned, for the relearn cost.
+RELEARN_THRESHOLD = 0.8
 
 
 def _check(S: np.ndarray, eval_steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -226,7 +231,7 @@ def summarize(
 
 
 def steps_to_threshold(
-    S: np.ndarray, eval_steps: np.ndarray, windows: Any, threshold: float = 0.8
+    S: np.ndarray, eval_steps: np.ndarray, windows: Any, threshold: float = RELEARN_THRESHOLD
 ) -> np.ndarray:
     """Env steps from the start of each task's own window to the first evaluation in that
     window (its end included) where its success reaches ``threshold``; NaN if none does.
@@ -249,7 +254,7 @@ def relearn(
     eval_steps: np.ndarray,
     windows: Any,
     task_names: Sequence[str],
-    threshold: float = 0.8,
+    threshold: float = RELEARN_THRESHOLD,
     scratch_steps: Mapping[str, float] | None = None,
     visits: Sequence[tuple[str, float, float]] | None = None,
 ) -> dict[str, Any]:

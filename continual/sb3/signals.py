@@ -99,6 +99,6 @@ _RANGE_SCALED: dict[str, Any] = {
 #: same range-scaled settings. ``unexplained_variance`` and ``value_mse`` use the trigger's own
 #: mean-scaled defaults.
 PLATEAU_DEFAULTS: dict[str, dict[str, Any]] = {
-    "negative_return": _RANGE_SCALED,
+    "negative_return": dict(_RANGE_SCALED),
     "ppo_loss": dict(_RANGE_SCALED),
 }

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from continual.metrics import RELEARN_THRESHOLD
 from studies.report.records import RunEvents, RunRecord, as_float, read_events, run_config
 
 
@@ -153,7 +154,10 @@ def _phases(stream: Mapping[str, Any]) -> list[tuple[Any, float]]:
 
 
 def unsolved_at_switches(
-    run: RunRecord, config: Mapping[str, Any], truth: StreamTruth, threshold: float = 0.8
+    run: RunRecord,
+    config: Mapping[str, Any],
+    truth: StreamTruth,
+    threshold: float = RELEARN_THRESHOLD,
 ) -> np.ndarray | None:
     """Per switch of ``truth``: whether the task it brings was unsolved when the switch's
     window opened, i.e. its success at the last evaluation at or before b − blur/2 was below

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from continual.metrics import RELEARN_THRESHOLD
 from studies.report.detector import DETECTOR_COLUMNS, DetectorResult, detector_quality
 from studies.report.labels import fmt_axis, fmt_value, group_label
 from studies.report.plots import (
@@ -300,7 +301,8 @@ def write_report(
             "detected within the blur), *consolidation lag* = first consolidation in it - b. "
             "*False shifts* (per run): every shift that is not the first in a switch's window "
             "(on a joint stream, which has no switch: every shift). *Switches to an unsolved "
-            "task*: the switches whose incoming task had success below 0.8 at the last "
+            f"task*: the switches whose incoming task had success below {RELEARN_THRESHOLD} "
+            "at the last "
             "evaluation before its window opened (a switch to a task already solved drops no "
             "return and needs no exploration reset). Lags are per "
             "run the median over its switches; cells: median over runs [min, max]. Lags in "
